@@ -1,0 +1,17 @@
+"""pixelgen: autoregressive image models from *Pixel Recurrent Neural Networks*
+(van den Oord, Kalchbrenner, Kavukcuoglu, 2016): PixelCNN, Row LSTM, Diagonal BiLSTM."""
+
+from __future__ import annotations
+
+from .registry import create_model, list_models, model_hparams, register_model
+
+__version__ = "0.1.0"
+
+__all__ = ["create_model", "list_models", "load_model", "model_hparams", "register_model"]
+
+
+def load_model(path, **kwargs):
+    """Rebuild a model from a checkpoint or an exported safetensors file alone."""
+    from .checkpoint import load_model as _load
+
+    return _load(path, **kwargs)

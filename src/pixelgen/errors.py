@@ -1,0 +1,41 @@
+"""Typed errors. The CLI turns every `PixelgenError` into a one-line message and
+a non-zero exit code in one place (`pixelgen.cli.app.run`); anything else is a bug
+and shows a traceback only when ``PIXELGEN_DEBUG=1``."""
+
+from __future__ import annotations
+
+
+class PixelgenError(Exception):
+    """Base class: a problem the user can fix. ``exit_code`` is the process status."""
+
+    exit_code = 1
+
+
+class ConfigError(PixelgenError):
+    """A recipe or --set value is invalid (unknown key, wrong type, out of range)."""
+
+    exit_code = 2
+
+
+class UnknownModelError(ConfigError):
+    """A model name that is not in the registry."""
+
+
+class DataError(PixelgenError):
+    """A data set is missing, unreadable, or does not match the model."""
+
+
+class CheckpointError(PixelgenError):
+    """A checkpoint is missing, corrupt, or refused (e.g. it carries a pickle payload)."""
+
+
+class ImageError(PixelgenError):
+    """An input image or mask cannot be read or does not fit."""
+
+
+class ExportError(PixelgenError):
+    """An export failed or did not reproduce the checkpoint's logits."""
+
+
+class TrainingError(PixelgenError):
+    """Training stopped because it cannot go on (e.g. a non-finite loss)."""

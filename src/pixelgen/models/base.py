@@ -1,0 +1,149 @@
+"""What every pixelgen model shares (§3, Table 1 of the paper).
+
+A 7x7 mask-A convolution turns the scaled image into ``2h`` feature maps; a body
+(model-specific) transforms them; two ReLU + 1x1 mask-B layers produce one softmax over
+``levels`` values per colour. The contract the rest of the project relies on:
+
+* ``model(x)``: ``x`` is an integer tensor ``(B, C, H, W)`` with values in ``[0, levels)``;
+  the result is logits ``(B, levels, C, H, W)``, so ``F.cross_entropy(logits, x)`` is the
+  NLL. No image size is baked into the weights.
+* ``model.log_prob(x)``: ``(B,)`` log-likelihood in nats, summed over all values.
+* Input scaling (to ``[-1, 1]``) happens inside the model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..nn.masked import MaskedConv2d
+from ..nn.masks import channel_groups
+
+
+class OutputHead(nn.Module):
+    """ReLU, 1x1 mask B, ReLU, 1x1 mask B: ``(B, F, H, W) -> (B, levels, C, H, W)`` logits."""
+
+    def __init__(self, *, features: int, out_hidden: int, levels: int, colours: int) -> None:
+        super().__init__()
+        self.levels, self.colours = levels, colours
+        groups = channel_groups(features, colours)
+        hidden_groups = channel_groups(out_hidden, colours)
+        # Output map c * levels + v is the logit of value v for colour c.
+        out_groups = torch.arange(colours).repeat_interleave(levels)
+        self.hidden = MaskedConv2d(
+            features, out_hidden, 1, mask_type="B", in_groups=groups, out_groups=hidden_groups
+        )
+        self.out = MaskedConv2d(
+            out_hidden,
+            colours * levels,
+            1,
+            mask_type="B",
+            in_groups=hidden_groups,
+            out_groups=out_groups,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.out(F.relu(self.hidden(F.relu(x))))  # (B, C*levels, H, W)
+        b, _, h, w = y.shape
+        return y.view(b, self.colours, self.levels, h, w).transpose(1, 2)
+
+
+class PixelModel(nn.Module):
+    """Base class: input layer, ``body`` (subclasses), output head, and the contract above."""
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        levels: int,
+        hidden: int,
+        layers: int,
+        out_hidden: int | None,
+        input_kernel: int,
+    ) -> None:
+        super().__init__()
+        _check(channels >= 1, "model.channels", f"must be >= 1, got {channels}")
+        _check(levels >= 2, "model.levels", f"must be >= 2, got {levels}")
+        _check(layers >= 1, "model.layers", f"must be >= 1, got {layers}")
+        _check(hidden >= channels, "model.hidden", f"must be >= channels ({channels})")
+        _check(input_kernel % 2 == 1, "model.input_kernel", f"must be odd, got {input_kernel}")
+        out_hidden = 2 * hidden if out_hidden is None else out_hidden
+        _check(out_hidden >= channels, "model.out_hidden", f"must be >= channels ({channels})")
+        self.channels, self.levels, self.hidden = channels, levels, hidden
+        self.features = 2 * hidden
+        self.input_conv = MaskedConv2d(
+            channels,
+            self.features,
+            input_kernel,
+            mask_type="A",
+            in_groups=torch.arange(channels),
+            out_groups=self.groups(self.features),
+        )
+        self.head = OutputHead(
+            features=self.features, out_hidden=out_hidden, levels=levels, colours=channels
+        )
+
+    def groups(self, n: int) -> torch.Tensor:
+        return channel_groups(n, self.channels)
+
+    def body(self, features: torch.Tensor) -> torch.Tensor:  # (B, 2h, H, W) -> (B, 2h, H, W)
+        raise NotImplementedError
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer levels -> floats in ``[-1, 1]`` in the parameters' dtype."""
+        dtype = self.input_conv.weight.dtype
+        return x.to(dtype) * (2.0 / (self.levels - 1)) - 1.0
+
+    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from an already scaled float image ``(B, C, H, W)``."""
+        return self.head(self.body(self.input_conv(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, L, C, H, W)
+        return self.forward_scaled(self.scale(x))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` log-likelihood in nats of integer images ``(B, C, H, W)``."""
+        nll = F.cross_entropy(self(x), x.long(), reduction="none")  # (B, C, H, W)
+        return -nll.flatten(1).sum(1)
+
+
+class RecurrentPixelModel(PixelModel):
+    """Body of the two PixelRNNs (§3.4): a stack of recurrent layers, each with a 1x1
+    mask-B residual projection back to ``2h`` maps and a learnable 1x1 mask-B skip
+    projection to the output head. Without skips the head reads the last layer's
+    residual stream; with skips it reads the sum of the skip projections (and the last
+    layer then needs no residual projection)."""
+
+    def __init__(self, *, layers: int, residual: bool, skip: bool, **common) -> None:
+        super().__init__(layers=layers, **common)
+        self.residual, self.skip = residual, skip
+        f, h = self.features, self.hidden
+        self.rnns = nn.ModuleList(self.make_layer(f, h) for _ in range(layers))
+        n_res = layers - 1 if skip else layers
+        self.res = nn.ModuleList(self._proj(h, f) for _ in range(n_res))
+        self.skips = nn.ModuleList(self._proj(h, f) for _ in range(layers)) if skip else None
+
+    def make_layer(self, in_channels: int, hidden: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _proj(self, i: int, o: int) -> MaskedConv2d:
+        return MaskedConv2d(
+            i, o, 1, mask_type="B", in_groups=self.groups(i), out_groups=self.groups(o)
+        )
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        out = 0
+        for l, rnn in enumerate(self.rnns):
+            y = rnn(x)  # (B, h, H, W)
+            if self.skips is not None:
+                out = out + self.skips[l](y)
+            if l < len(self.res):
+                x = x + self.res[l](y) if self.residual else self.res[l](y)
+        return out if self.skips is not None else x
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")

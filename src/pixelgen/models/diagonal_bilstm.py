@@ -1,0 +1,39 @@
+"""Diagonal BiLSTM (§3.2): LSTM layers along the image's diagonals in both directions.
+Its context is complete but for one value (see ``docs``/README: the last value of the
+previous row, for pixels more than ``input_kernel // 2`` columns from the right edge)."""
+
+from __future__ import annotations
+
+from ..nn.diagonal_lstm import DiagonalBiLSTM
+from ..registry import register_model
+from .base import RecurrentPixelModel
+
+
+class DiagonalBiLSTMModel(RecurrentPixelModel):
+    def make_layer(self, in_channels: int, hidden: int) -> DiagonalBiLSTM:
+        return DiagonalBiLSTM(in_channels=in_channels, hidden=hidden, colours=self.channels)
+
+
+@register_model
+def diagonal_bilstm(
+    *,
+    channels: int = 1,
+    levels: int = 256,
+    hidden: int = 16,
+    layers: int = 7,
+    out_hidden: int | None = None,
+    input_kernel: int = 7,
+    residual: bool = True,
+    skip: bool = True,
+) -> DiagonalBiLSTMModel:
+    """Diagonal BiLSTM: skewed 1x1 mask-B input-to-state, 2x1 state-to-state, both directions."""
+    return DiagonalBiLSTMModel(
+        channels=channels,
+        levels=levels,
+        hidden=hidden,
+        layers=layers,
+        out_hidden=out_hidden,
+        input_kernel=input_kernel,
+        residual=residual,
+        skip=skip,
+    )

@@ -1,0 +1,72 @@
+"""PixelCNN (§3.3): a fully convolutional stack of residual blocks with masked 3x3
+convolutions. Every conditional is computed in parallel in training; the receptive
+field grows by one pixel per block and has the blind spot of masked convolutions
+(pixels above and further right than the diagonal are never seen)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..nn.masked import MaskedConv2d
+from ..registry import register_model
+from .base import PixelModel
+
+
+class ResidualBlock(nn.Module):
+    """ReLU, 1x1 (2h->h), ReLU, kxk mask B (h->h), ReLU, 1x1 (h->2h); all mask B."""
+
+    def __init__(self, features: int, hidden: int, kernel: int, groups) -> None:
+        super().__init__()
+
+        def conv(i: int, o: int, k: int) -> MaskedConv2d:
+            return MaskedConv2d(i, o, k, mask_type="B", in_groups=groups(i), out_groups=groups(o))
+
+        self.reduce = conv(features, hidden, 1)
+        self.conv = conv(hidden, hidden, kernel)
+        self.expand = conv(hidden, features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2h, H, W)
+        y = self.reduce(F.relu(x))
+        y = self.conv(F.relu(y))
+        return self.expand(F.relu(y))
+
+
+class PixelCNN(PixelModel):
+    def __init__(self, *, layers: int, kernel: int, residual: bool, **common) -> None:
+        super().__init__(layers=layers, **common)
+        self.residual = residual
+        self.blocks = nn.ModuleList(
+            ResidualBlock(self.features, self.hidden, kernel, self.groups) for _ in range(layers)
+        )
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + block(x) if self.residual else block(x)
+        return x
+
+
+@register_model
+def pixelcnn(
+    *,
+    channels: int = 1,
+    levels: int = 256,
+    hidden: int = 16,
+    layers: int = 15,
+    out_hidden: int | None = None,
+    kernel: int = 3,
+    input_kernel: int = 7,
+    residual: bool = True,
+) -> PixelCNN:
+    """PixelCNN: 7x7 mask-A input, residual blocks of 3x3 mask-B convolutions (§3.3)."""
+    return PixelCNN(
+        channels=channels,
+        levels=levels,
+        hidden=hidden,
+        layers=layers,
+        out_hidden=out_hidden,
+        kernel=kernel,
+        input_kernel=input_kernel,
+        residual=residual,
+    )

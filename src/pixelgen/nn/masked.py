@@ -1,0 +1,65 @@
+"""Masked convolution (§3.4): ``conv2d(x, weight * mask)`` with a causal mask buffer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .masks import conv_mask
+
+
+class MaskedConv2d(nn.Module):
+    """A ``k_h x k_w`` convolution that sees only earlier pixels and earlier colours.
+
+    Only the kernel rows up to the centre are stored; the input is padded with
+    ``k_h // 2`` zero rows on top and ``k_w // 2`` columns on each side, so the output
+    has the input's height and width.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | tuple[int, int],
+        *,
+        mask_type: str,
+        in_groups: torch.Tensor,
+        out_groups: torch.Tensor,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        if len(in_groups) != in_channels or len(out_groups) != out_channels:
+            raise ValueError("one colour group per input and per output feature map")
+        self.kernel = (kh, kw)
+        self.mask_type = mask_type
+        self.register_buffer("mask", conv_mask(out_groups, in_groups, (kh, kw), mask_type))
+        self.weight = nn.Parameter(torch.empty_like(self.mask))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # Fan-in counts only the entries the mask lets through (per output, the most).
+        # Biases start at zero so that the ReLUs that follow start half open.
+        fan_in = max(1.0, float(self.mask.sum(dim=(1, 2, 3)).max()))
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    @property
+    def padding(self) -> tuple[int, int, int, int]:
+        """``F.pad`` order: left, right, top, bottom."""
+        kh, kw = self.kernel
+        return (kw // 2, kw // 2, kh // 2, 0)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, O, H, W)
+        kh, kw = self.kernel
+        if kh == 1 and kw == 1:
+            return F.conv2d(x, self.masked_weight(), self.bias)
+        return F.conv2d(F.pad(x, self.padding), self.masked_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        o, i = self.mask.shape[:2]
+        return f"{i}, {o}, kernel={self.kernel}, mask={self.mask_type}"

@@ -1,0 +1,52 @@
+"""Shared test helpers: tiny models and the perturbation dependency matrix."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import pixelgen  # noqa: E402
+
+
+def tiny_model(name: str, *, channels: int = 1, levels: int = 4, hidden: int = 6, layers: int = 2,
+               seed: int = 0, **kw) -> torch.nn.Module:
+    """A small float64 model with a fixed seed."""
+    torch.manual_seed(seed)
+    return pixelgen.create_model(
+        name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
+    ).double().eval()
+
+
+def dependency_matrix(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:
+    """``dep[p, q]``: do the logits of value ``q`` change when value ``p`` changes?
+
+    Values are indexed in raster-then-channel order, ``p = (i * W + j) * C + c``. Each
+    value is changed to every other level (one batch per level), so a ReLU that happens
+    to be off for one image cannot hide a dependence.
+    """
+    _, c, h, w = x.shape
+    n = c * h * w
+    levels = model.levels
+    with torch.no_grad():
+        base = model(x)  # (1, L, C, H, W)
+        dep = torch.zeros(n, n, dtype=torch.bool)
+        for shift in range(1, levels):
+            xs = x.repeat(n, 1, 1, 1)  # (n, C, H, W)
+            flat = xs.permute(0, 2, 3, 1).reshape(n, n)  # raster-then-channel order
+            idx = torch.arange(n)
+            flat[idx, idx] = (flat[idx, idx] + shift) % levels
+            xs = flat.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+            out = model(xs)  # (n, L, C, H, W)
+            diff = (out - base).abs().amax(dim=1)  # (n, C, H, W)
+            dep |= diff.permute(0, 2, 3, 1).reshape(n, n) > tol
+    return dep
+
+
+@pytest.fixture(params=None)
+def model_name(request):  # overridden by parametrize in test modules
+    return request.param
