@@ -1,0 +1,204 @@
+"""Checkpoints: the only code that reads or writes them.
+
+A checkpoint describes itself, so ``eval``, ``sample``, ``complete`` and ``export`` need
+nothing else: model name and hyperparameters, the resolved recipe, the data description,
+step and epoch, optimizer and scheduler state, RNG states, and the weights. It holds only
+tensors and plain Python values and is read with ``torch.load(weights_only=True)``, so a
+file carrying a pickled object is refused and its payload never runs. Writes are atomic
+(temporary file, fsync, rename): a run killed at any instant leaves the previous file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+from .registry import create_model
+
+FORMAT = "pixelgen-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds; ``state`` is everything needed to resume training."""
+
+    model_name: str
+    hparams: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        model = create_model(self.model_name, **self.hparams)
+        try:
+            model.load_state_dict(self.weights)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{self.path}: weights do not fit the model: {first}") from None
+        return model.to(device).eval()
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Atomically write ``ckpt`` to ``path`` (weights stored as fp32 on the CPU)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"name": ckpt.model_name, "hparams": dict(ckpt.hparams)},
+        "recipe": ckpt.recipe,
+        "data": ckpt.data,
+        "step": int(ckpt.step),
+        "weights": {k: _cpu_fp32(v) for k, v in ckpt.weights.items()},
+        "state": ckpt.state,
+    }
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely; any problem is a one-line ``CheckpointError``."""
+    path = Path(path)
+    if path.is_dir():
+        path = resolve_run_checkpoint(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: the file carries pickled Python objects, which pixelgen never "
+            "loads (only tensors and plain values)"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a pixelgen checkpoint")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: written by a newer pixelgen (version {payload['version']})")
+    try:
+        return Checkpoint(
+            model_name=payload["model"]["name"],
+            hparams=dict(payload["model"]["hparams"]),
+            weights=payload["weights"],
+            recipe=payload.get("recipe", {}),
+            data=payload.get("data", {}),
+            step=int(payload.get("step", 0)),
+            state=payload.get("state", {}),
+            path=path,
+        )
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: incomplete checkpoint (missing {exc})") from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a model from a checkpoint (``.pt``), a run directory, or a safetensors export."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from .export import load_safetensors_model
+
+        return load_safetensors_model(path, device=device)
+    return load_checkpoint(path).build_model(device)
+
+
+def resolve_run_checkpoint(run_dir: Path) -> Path:
+    """``RUN/checkpoints/best.pt`` if present, else ``last.pt``."""
+    for name in ("best.pt", "last.pt"):
+        candidate = run_dir / "checkpoints" / name
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"{run_dir}: no checkpoints/best.pt or checkpoints/last.pt in it")
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("PIXELGEN_RUNS", "runs"))
+
+
+def latest_checkpoint() -> Path:
+    """The newest run's checkpoint under ``runs/`` (or ``$PIXELGEN_RUNS``)."""
+    root = runs_root()
+    runs = [p for p in root.glob("*/checkpoints/last.pt")] if root.is_dir() else []
+    if not runs:
+        raise CheckpointError(
+            f"no checkpoint given and no runs under {root}/: train one first "
+            "(pixelgen train quick_rowlstm) or pass a checkpoint path"
+        )
+    newest = max(runs, key=lambda p: p.stat().st_mtime).parent.parent
+    return resolve_run_checkpoint(newest)
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training run draws from, as tensors and plain values."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": _to_plain(random.getstate()),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_plain(x):
+    return [_to_plain(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, list) else x
+
+
+def _cpu_fp32(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().cpu()
+    return t.float() if t.is_floating_point() else t
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

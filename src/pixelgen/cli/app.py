@@ -1,0 +1,67 @@
+"""The Typer application and the one place where errors become messages.
+
+Every command module registers itself on ``app``; each command only parses options
+and calls a plain library function. A ``PixelgenError`` becomes one line on stderr and
+its exit code; anything else is a bug, shown in full only with ``PIXELGEN_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import PixelgenError
+
+app = typer.Typer(
+    name="pixelgen",
+    help="Train, evaluate, sample from, complete and export PixelCNN / Row LSTM / "
+    "Diagonal BiLSTM image models (Pixel Recurrent Neural Networks).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+#: Messages for people go to stderr; stdout stays clean for data (e.g. --json -).
+console = Console(stderr=True, highlight=False)
+
+
+def debug() -> bool:
+    return os.environ.get("PIXELGEN_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pixelgen`` script and ``python -m pixelgen``; returns the exit code.
+
+    Typer (standalone mode) handles usage errors and ``--help`` itself and exits through
+    ``SystemExit``; our own errors come out of it as exceptions and are printed here."""
+    try:
+        app(args=argv, prog_name="pixelgen")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except PixelgenError as exc:
+        if debug():
+            raise
+        console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except Exception as exc:
+        if debug():
+            raise
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(set PIXELGEN_DEBUG=1 for the traceback)",
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""``pixelgen eval [CHECKPOINT]``: exact NLL of a split, in nats and bits/dim."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..report import evaluate_checkpoint
+from .app import app, console
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Path | None = typer.Argument(
+        None, help="Checkpoint file or run directory (default: the most recent run)."
+    ),
+    bits_per_dim: bool = typer.Option(
+        False, "--bits-per-dim", help="Make bits per dimension the headline number."
+    ),
+    split: str = typer.Option("test", "--split", help="test, valid or train."),
+    max_images: int | None = typer.Option(
+        None, "--max-images", min=1, help="Evaluate only the first N images of the split."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Also write the result as JSON to this path ('-' for stdout)."
+    ),
+    data_root: str | None = typer.Option(
+        None, "--data-root", help="Where the data set lives, if not where training found it."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Evaluate a checkpoint: NLL in nats per image and bits/dim, with the standard error.
+    The result is also appended to the run directory's eval.json."""
+    report = evaluate_checkpoint(
+        checkpoint, split=split, max_images=max_images, batch_size=batch_size,
+        data_root=data_root, device=device, show_progress=progress, log=console.print,
+    )
+    nats = f"{report['nll_nats']:.3f} ± {report['nll_nats_stderr']:.3f} nats/image"
+    bpd = f"{report['bits_per_dim']:.4f} bits/dim"
+    head, tail = (bpd, nats) if bits_per_dim else (nats, bpd)
+    console.print(f"[bold]{head}[/]  ({tail}; {report['split']} split, "
+                  f"{report['num_images']} images)")
+    if json_path is not None:
+        text = json.dumps(report, indent=2)
+        if str(json_path) == "-":
+            typer.echo(text)
+        else:
+            json_path.write_text(text + "\n")
+            console.print(f"wrote {json_path}")
