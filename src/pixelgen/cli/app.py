@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import PixelgenError
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except PixelgenError as exc:
         if debug():
             raise
-        console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug():
             raise
         console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(set PIXELGEN_DEBUG=1 for the traceback)",
             soft_wrap=True,
         )
