@@ -47,6 +47,10 @@ def dependency_matrix(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-1
     return dep
 
 
-@pytest.fixture(params=None)
-def model_name(request):  # overridden by parametrize in test modules
-    return request.param
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors run fastest on one thread, and the test machine's cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

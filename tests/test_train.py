@@ -75,7 +75,8 @@ def test_sigkill_leaves_last_checkpoint_intact_and_resume_is_exact(tmp_path):
             "train.log_every=1000"]
     cmd = [sys.executable, "-m", "pixelgen", "train", "quick_pixelcnn", "--no-progress",
            "--out", str(tmp_path / "killed")] + [a for s in args for a in ("--set", s)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # One thread like the in-process runs below: float sums must be ordered the same way.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = tmp_path / "killed" / "checkpoints" / "last.pt"
     deadline = time.time() + 120

@@ -80,7 +80,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: refused: the file carries pickled Python objects, which pixelgen never "
             "loads (only tensors and plain values)"
         ) from None
-    except Exception as exc:  # truncated zip, not a torch file, ...
+    except Exception as exc:  # truncated zip, not a torch file, a TorchScript program ...
+        if "TorchScript" in str(exc):
+            raise CheckpointError(
+                f"{path}: this is a TorchScript export, not a checkpoint; load it with "
+                "torch.jit.load"
+            ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a pixelgen checkpoint")

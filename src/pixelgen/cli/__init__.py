@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import catalog, eval, train  # noqa: F401  (each registers its commands)
+from . import catalog, complete, eval, export, sample, train  # noqa: F401  (each registers its commands)
 from .app import app, entry, main
 
 __all__ = ["app", "entry", "main"]

@@ -108,6 +108,52 @@ class PixelModel(nn.Module):
         nll = F.cross_entropy(self(x), x.long(), reduction="none")  # (B, C, H, W)
         return -nll.flatten(1).sum(1)
 
+    def sample(
+        self,
+        n: int,
+        size: tuple[int, int] = (28, 28),
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        method: str = "fast",
+        progress=None,
+    ) -> torch.Tensor:
+        """``n`` images ``(n, C, H, W)`` drawn from the model; see ``pixelgen.sampling.sample``."""
+        from ..sampling import sample
+
+        return sample(
+            self,
+            n,
+            size,
+            generator=generator,
+            temperature=temperature,
+            method=method,
+            progress=progress,
+        )
+
+    def complete(
+        self,
+        x: torch.Tensor,
+        known: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        method: str = "fast",
+        progress=None,
+    ) -> torch.Tensor:
+        """Fill the values of ``x`` not marked ``known``; see ``pixelgen.sampling.complete``."""
+        from ..sampling import complete
+
+        return complete(
+            self,
+            x,
+            known,
+            generator=generator,
+            temperature=temperature,
+            method=method,
+            progress=progress,
+        )
+
 
 class RecurrentPixelModel(PixelModel):
     """Body of the two PixelRNNs (§3.4): a stack of recurrent layers, each with a 1x1

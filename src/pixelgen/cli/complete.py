@@ -1,0 +1,64 @@
+"""``pixelgen complete``: fill in a hidden part of images with a checkpoint's model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..images import OCCLUSION_MODES
+from ..sampling.api import complete_images, open_checkpoint
+from .app import app, console
+from .sample import announce, row_progress
+
+_MODES = ", ".join(
+    (*OCCLUSION_MODES, "random:P (seeded by --seed)", "or a mask PNG (white = hidden)")
+)
+
+_HELP = (
+    "Complete images: hide part of each (--occlude) and sample it from the model, "
+    "writing OUT/<stem>_grid.png and OUT/<stem>_<k>.png.\n\n"
+    "Inputs are converted to the model's format (colours, size, levels) with a note. Values "
+    "are drawn in raster order, each conditioned on everything before it: known values "
+    "further down the image are kept but cannot inform what is drawn above them. The "
+    "checkpoint is the --checkpoint/-c option, since the images take the arguments."
+)
+
+
+@app.command("complete", help=_HELP)
+def complete_command(
+    images: list[Path] = typer.Argument(..., help="Images to complete."),
+    occlude: str = typer.Option(..., "--occlude", help=f"What to hide: {_MODES}."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", "-c", help="A .pt checkpoint or a run directory (default: latest)."
+    ),
+    samples: int = typer.Option(4, min=1, help="Completions per image."),
+    out: Path = typer.Option(Path("completions"), "--out", "-o", help="Output directory."),
+    seed: int | None = typer.Option(None, help="Random seed (default 0)."),
+    temperature: float | None = typer.Option(
+        None, help="Divides the logits: < 1 sharper, > 1 more varied (default 1)."
+    ),
+    method: str | None = typer.Option(
+        None, help="fast (cached, exact) or naive (one forward pass per value); default fast."
+    ),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    source = open_checkpoint(checkpoint)
+    announce(source)
+    with row_progress("completing") as progress:
+        results = complete_images(
+            source,
+            images,
+            occlude=occlude,
+            samples=samples,
+            out_dir=out,
+            seed=seed,
+            temperature=temperature,
+            method=method,
+            device=device,
+            progress=progress,
+            note=lambda line: console.print(f"note: {line}", soft_wrap=True),
+        )
+    for r in results:
+        done = f"{r.image}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"
+        console.print(done, soft_wrap=True)

@@ -1,0 +1,226 @@
+"""Generation from a checkpoint, as the ``sample`` and ``complete`` commands run it (and
+as Python code can): resolve the checkpoint, its image format and the recipe's sampling
+defaults, generate, and write the PNGs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import Checkpoint, latest_checkpoint, load_checkpoint
+from ..errors import ConfigError, ImageError
+from ..images import completion_grid, load_image, occlusion_mask, save_grid, save_image
+from . import complete, sample
+from .driver import Progress
+
+#: Image sides of the data sets a checkpoint may name without recording its size.
+_DATA_SIDES = {
+    "mnist": 28, "binarized_mnist": 28, "fashion_mnist": 28,
+    "cifar10": 32, "imagenet32": 32, "imagenet64": 64,
+}  # fmt: skip
+_SAMPLE_KEYS = ("n", "temperature", "method", "nrow", "seed")
+
+
+@dataclass
+class Source:
+    """A loaded checkpoint and what generation needs to know about it."""
+
+    checkpoint: Checkpoint
+    path: Path
+    latest: bool  # chosen as the newest run because no path was given
+    size: tuple[int, int]  # (H, W) the model was trained on
+    defaults: dict[str, Any]  # the recipe's ``sample`` section
+
+
+@dataclass
+class Samples:
+    images: torch.Tensor  # (n, C, H, W)
+    levels: int
+    settings: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Completion:
+    image: Path
+    notes: list[str]
+    completions: torch.Tensor  # (K, C, H, W)
+    files: list[Path] = field(default_factory=list)
+
+
+def open_checkpoint(path: str | Path | None) -> Source:
+    """Load ``path`` (a ``.pt`` file or a run directory), or the newest run's checkpoint."""
+    latest = path is None
+    ckpt = load_checkpoint(latest_checkpoint() if latest else path)
+    recipe = ckpt.recipe if isinstance(ckpt.recipe, dict) else {}
+    section = recipe.get("sample")
+    section = section if isinstance(section, dict) else {}
+    defaults = {k: section[k] for k in _SAMPLE_KEYS if section.get(k) is not None}
+    return Source(ckpt, Path(ckpt.path), latest, image_size(ckpt), defaults)
+
+
+def image_size(ckpt: Checkpoint) -> tuple[int, int]:
+    """``(H, W)``: the data description's, else the recipe's ``data.image_size`` or data
+    set, else 28x28."""
+    data = ckpt.data if isinstance(ckpt.data, dict) else {}
+    if isinstance(data.get("height"), int) and isinstance(data.get("width"), int):
+        return data["height"], data["width"]
+    recipe_data = ckpt.recipe.get("data") if isinstance(ckpt.recipe, dict) else None
+    if isinstance(recipe_data, dict):
+        side = recipe_data.get("image_size")
+        if isinstance(side, int):
+            return side, side
+        if isinstance(side, (list, tuple)) and len(side) == 2:
+            return int(side[0]), int(side[1])
+        if recipe_data.get("name") in _DATA_SIDES:
+            return (_DATA_SIDES[recipe_data["name"]],) * 2
+    return 28, 28
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"28x28"`` (HxW) or ``"28"`` -> ``(28, 28)``."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not m or int(m[1]) < 1 or int(m[2] or m[1]) < 1:
+        raise ConfigError(f"--size: expected HxW such as 28x28, got {text!r}")
+    return int(m[1]), int(m[2] or m[1])
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def grid_scale(size: tuple[int, int]) -> int:
+    """Enlarge small images in grids (28x28 -> 2x) so they are visible."""
+    return max(1, 64 // max(size))
+
+
+def _setting(value: Any, source: Source, key: str, default: Any) -> Any:
+    return value if value is not None else source.defaults.get(key, default)
+
+
+def generate_samples(
+    source: Source,
+    *,
+    n: int | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int | None = None,
+    temperature: float | None = None,
+    method: str | None = None,
+    nrow: int | None = None,
+    device: str = "auto",
+    out: str | Path | None = "samples.png",
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Samples:
+    """Sample a batch from ``source``; write a grid to ``out`` and, with ``out_dir``, each
+    image as ``sample_<k>.png``. Unset options come from the recipe's ``sample`` section."""
+    settings = {
+        "n": int(_setting(n, source, "n", 16)),
+        "size": size or source.size,
+        "seed": int(_setting(seed, source, "seed", 0)),
+        "temperature": float(_setting(temperature, source, "temperature", 1.0)),
+        "method": _setting(method, source, "method", "fast"),
+        "nrow": _setting(nrow, source, "nrow", None),
+    }
+    model = source.checkpoint.build_model(select_device(device))
+    settings["device"] = str(next(model.parameters()).device)
+    images = sample(
+        model,
+        settings["n"],
+        settings["size"],
+        generator=torch.Generator().manual_seed(settings["seed"]),
+        temperature=settings["temperature"],
+        method=settings["method"],
+        progress=progress,
+    ).cpu()
+    result = Samples(images, model.levels, settings)
+    levels, scale = model.levels, grid_scale(settings["size"])
+    if out is not None:
+        result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
+    if out_dir is not None:
+        digits = len(str(len(images)))
+        for k, image in enumerate(images, 1):
+            path = Path(out_dir) / f"sample_{k:0{digits}d}.png"
+            result.files.append(save_image(image, levels, path))
+    return result
+
+
+def complete_images(
+    source: Source,
+    images: Sequence[str | Path],
+    *,
+    occlude: str,
+    samples: int = 4,
+    out_dir: str | Path = "completions",
+    seed: int | None = None,
+    temperature: float | None = None,
+    method: str | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
+) -> list[Completion]:
+    """Complete every image ``samples`` times with the part ``occlude`` names hidden.
+
+    Images are converted to the model's format (``note`` hears what was converted). All
+    completions run as one batch. Writes ``<stem>_grid.png`` (original | occluded view |
+    completions) and ``<stem>_<k>.png`` per completion into ``out_dir``.
+    """
+    if samples < 1:
+        raise ConfigError(f"--samples: must be >= 1, got {samples}")
+    if not images:
+        raise ImageError("no images given: pass one or more image files to complete")
+    seed = int(_setting(seed, source, "seed", 0))
+    size = source.size
+    hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
+    model = source.checkpoint.build_model(select_device(device))
+    inputs, all_notes = [], []
+    for path in images:
+        image, notes = load_image(path, channels=model.channels, levels=model.levels, size=size)
+        for line in notes if note is not None else ():
+            note(f"{path}: {line}")
+        inputs.append(image)
+        all_notes.append(notes)
+    x = torch.stack(inputs).repeat_interleave(samples, 0)  # (N*K, C, H, W)
+    filled = complete(
+        model,
+        x,
+        ~hidden,
+        generator=torch.Generator().manual_seed(seed),
+        temperature=float(_setting(temperature, source, "temperature", 1.0)),
+        method=_setting(method, source, "method", "fast"),
+        progress=progress,
+    ).cpu()
+    filled = filled.view(len(inputs), samples, *filled.shape[1:])  # (N, K, C, H, W)
+    out_dir, levels, results = Path(out_dir), model.levels, []
+    for k, stem in enumerate(_unique_stems(images)):
+        result = Completion(Path(images[k]), all_notes[k], filled[k])
+        grid = out_dir / f"{stem}_grid.png"
+        result.files.append(
+            completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=grid_scale(size))
+        )
+        for s, image in enumerate(filled[k], 1):
+            result.files.append(save_image(image, levels, out_dir / f"{stem}_{s}.png"))
+        results.append(result)
+    return results
+
+
+def _unique_stems(paths: Sequence[str | Path]) -> list[str]:
+    """File stems, numbered where two inputs share one (``a/x.png``, ``b/x.png``)."""
+    stems, seen = [], {}
+    for p in paths:
+        stem = Path(p).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems

@@ -1,0 +1,88 @@
+"""The raster-then-channel loop shared by every sampling method.
+
+Values are drawn in the model's order (rows, pixels, then colours R, G, B; §2). A value
+that is known (completion) is kept exactly and never drawn; an unknown one is drawn from
+the conditional given everything before it. Later known values are *not* conditioned on:
+the model's conditionals only look backwards, so a completion of an image whose top half
+is hidden ignores the visible bottom half except through what the sampled top implies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..errors import ConfigError, ImageError
+from .draw import draw_uniforms, inverse_cdf
+from .naive import NaiveStepper
+from .stepper import fast_stepper
+
+Progress = Callable[[int, int], None]
+#: ``on_logits(i, j, c, logits)`` sees the ``(B, L)`` logits each step used (tests, debugging).
+LogitsHook = Callable[[int, int, int, torch.Tensor], None]
+
+METHODS = ("fast", "naive")
+
+
+def generate(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    known: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    method: str = "fast",
+    progress: Progress | None = None,
+    on_logits: LogitsHook | None = None,
+) -> torch.Tensor:
+    """Fill the unknown values of ``x`` ``(B, C, H, W)``; ``known`` broadcasts to it."""
+    if method not in METHODS:
+        raise ConfigError(f"method: must be 'fast' or 'naive', got {method!r}")
+    if not temperature > 0:
+        raise ConfigError(f"temperature: must be > 0, got {temperature}")
+    if x.dim() != 4 or x.shape[1] != model.channels:
+        raise ImageError(
+            f"images must be (N, {model.channels}, H, W) for this model, got {tuple(x.shape)}"
+        )
+    param = next(model.parameters())
+    x = x.to(param.device, torch.long)
+    known = torch.as_tensor(known, dtype=torch.bool, device=param.device)
+    try:
+        known = known.expand_as(x)
+    except RuntimeError:
+        raise ImageError(
+            f"known mask of shape {tuple(known.shape)} does not fit images {tuple(x.shape)}"
+        ) from None
+    if bool(((x < 0) | (x >= model.levels))[known].any()):
+        raise ImageError(f"known values must be integers in [0, {model.levels})")
+    x = torch.where(known, x, torch.zeros_like(x))
+    u = draw_uniforms(tuple(x.shape), generator).to(param.device)  # (B, C, H, W)
+    with torch.no_grad():
+        stepper = (fast_stepper(model) if method == "fast" else NaiveStepper)(model, x)
+        return _raster(stepper, x, known, u, temperature, progress, on_logits)
+
+
+def _raster(stepper, x, known, u, temperature, progress, on_logits) -> torch.Tensor:
+    _, colours, height, width = x.shape
+    # Decided once on the CPU, so a GPU run never waits on a per-step sync.
+    todo = (~known).any(0).cpu().tolist()  # [C][H][W]
+    for i in range(height):
+        stepper.start_row(x, i)
+        for j in range(width):
+            for c in range(colours):
+                draw = todo[c][i][j]
+                # A stateful stepper's last call at a pixel fills its caches, even when
+                # the whole pixel is known.
+                visit = stepper.stateful and c == colours - 1
+                if not (draw or visit):
+                    continue
+                logits = stepper.logits(x, i, j, c)  # (B, L)
+                if on_logits is not None:
+                    on_logits(i, j, c, logits)
+                if draw:
+                    v = inverse_cdf(logits, u[:, c, i, j], temperature)
+                    x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v)
+        if progress is not None:
+            progress(i + 1, height)
+    return x

@@ -1,0 +1,40 @@
+"""Fast PixelCNN sampling (§3.3), caching in the manner of Ramachandran et al. (2017).
+
+Block ``l`` at pixel ``(i, j)`` needs its k x k mask-B convolution's input (the ReLU of
+the 1x1 reduction) at rows ``i - k//2 .. i``: the rows above and the current row's left
+columns were computed at earlier pixels and are cached; only ``(i, j)`` is new. The 1x1
+convolutions around it are matmuls at ``(i, j)``. Each pixel therefore costs one
+position of every layer instead of a forward pass over the whole image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models.pixelcnn import PixelCNN
+from .cache import CachedStepper, Pointwise, WindowConv
+from .stepper import register_stepper
+
+
+@register_stepper(PixelCNN)
+class PixelCNNStepper(CachedStepper):
+    def __init__(self, model: PixelCNN, x: torch.Tensor) -> None:
+        super().__init__(model, x)
+        self.residual = model.residual
+        self.blocks = [
+            (Pointwise(b.reduce), WindowConv(b.conv, self.batch, self.width), Pointwise(b.expand))
+            for b in model.blocks
+        ]
+
+    def body_row(self, i: int) -> None:
+        if i > 0:
+            for _, conv, _ in self.blocks:
+                conv.next_row()
+
+    def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        for reduce, conv, expand in self.blocks:  # f: (B, 2h)
+            conv.put(j, F.relu(reduce(F.relu(f))))  # (B, h)
+            y = expand(F.relu(conv(j)))  # (B, 2h)
+            f = f + y if self.residual else y
+        return f

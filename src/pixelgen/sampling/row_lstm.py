@@ -1,0 +1,53 @@
+"""Fast Row LSTM sampling (§3.1).
+
+Layer ``l`` at pixel ``(i, j)``: the mask-B ``1 x k`` input-to-state convolution reads the
+layer's input at ``(i, j - k//2 .. j)`` (cached, plus the current position); the
+state-to-state convolution ``K_ss ⊛ h_{i-1}`` reads only the finished row above, so it is
+computed for the whole row once when row ``i`` starts; the cell state comes from
+``c_{i-1}`` at column ``j``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models.row_lstm import RowLSTMModel
+from ..nn.lstm import lstm_update
+from .cache import WindowConv
+from .recurrent import RecurrentStepper
+from .stepper import register_stepper
+
+
+@register_stepper(RowLSTMModel)
+class RowLSTMStepper(RecurrentStepper):
+    def __init__(self, model: RowLSTMModel, x: torch.Tensor) -> None:
+        super().__init__(model, x)
+        b, w = self.batch, self.width
+        self.input_to_state = [WindowConv(r.input_to_state, b, w) for r in model.rnns]
+        self.state_to_state = [r.state_to_state for r in model.rnns]  # (4h, h, k)
+        like = self.input.weight
+        n = len(model.rnns)
+        # Row i's hidden and cell states, channels last; they become "previous" at row i+1.
+        self.h = [like.new_zeros(b, w, r.hidden) for r in model.rnns]
+        self.c = [like.new_zeros(b, w, r.hidden) for r in model.rnns]
+        self.c_prev: list[torch.Tensor] = [torch.zeros_like(c) for c in self.c]
+        self.gates_ss: list[torch.Tensor] = [None] * n  # (B, W, 4h) for the current row
+
+    def body_row(self, i: int) -> None:
+        for l, k_ss in enumerate(self.state_to_state):
+            h_prev = self.h[l].transpose(1, 2)  # (B, h, W); zeros above row 0
+            ss = F.conv1d(h_prev, k_ss, padding=k_ss.shape[-1] // 2)  # (B, 4h, W)
+            self.gates_ss[l] = ss.transpose(1, 2)
+            self.c_prev[l] = self.c[l]
+            self.h[l], self.c[l] = torch.zeros_like(self.h[l]), torch.zeros_like(self.c[l])
+            if i > 0:
+                self.input_to_state[l].next_row()
+
+    def layer_step(self, l: int, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        conv = self.input_to_state[l]
+        conv.put(j, x)  # x: (B, 2h)
+        gates = conv(j) + self.gates_ss[l][:, j]  # (B, 4h)
+        h, c = lstm_update(gates, self.c_prev[l][:, j], dim=-1)
+        self.h[l][:, j], self.c[l][:, j] = h, c
+        return h

@@ -1,0 +1,268 @@
+"""Exact generation (§2): the fast steppers against the naive reference, completion,
+the sampled distribution, temperature, and the randomness helpers."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import pytest
+import torch
+
+import pixelgen
+from conftest import tiny_model as _tiny_model
+from pixelgen.errors import ConfigError, ImageError
+from pixelgen.images import occlusion_mask
+from pixelgen.models.pixelcnn import PixelCNN
+from pixelgen.sampling import complete, draw_uniforms, inverse_cdf, sample
+
+MODELS = pixelgen.list_models()
+# Non-default wiring and kernels, so a stepper that hard-codes the defaults fails.
+VARIANTS = {
+    "pixelcnn": {"kernel": 5, "input_kernel": 5, "residual": False},
+    "row_lstm": {"input_state_kernel": 5, "state_kernel": 5, "skip": False},
+    "diagonal_bilstm": {"residual": False, "input_kernel": 3},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only cost time (a lot on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(name: str, **kw) -> torch.nn.Module:
+    """``conftest.tiny_model`` with random biases: they start at zero, which would hide a
+    stepper that drops a bias and make the first pixel's levels all equally likely."""
+    model = _tiny_model(name, **kw)
+    g = torch.Generator().manual_seed(kw.get("seed", 0) + 100)
+    with torch.no_grad():
+        for pname, param in model.named_parameters():
+            if pname.endswith("bias"):
+                param.copy_(torch.rand(param.shape, generator=g, dtype=param.dtype) - 0.5)
+    return model
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def recorder():
+    steps: list[tuple[int, int, int, torch.Tensor]] = []
+    return steps, lambda i, j, c, logits: steps.append((i, j, c, logits.clone()))
+
+
+def assert_steps_match_forward(model, x, steps, known=None):
+    """Every step's logits equal a full forward pass on the final images."""
+    full = model(x)  # (B, L, C, H, W)
+    todo = {(i, j, c) for c, i, j in itertools.product(*map(range, x.shape[1:]))}
+    if known is not None:
+        known = known.expand_as(x)
+        todo = {(i, j, c) for i, j, c in todo if not bool(known[:, c, i, j].all())}
+    seen = set()
+    for i, j, c, logits in steps:
+        torch.testing.assert_close(logits, full[:, :, c, i, j], rtol=0, atol=1e-6)
+        seen.add((i, j, c))
+    assert todo <= seen  # every drawn value went through the hook
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("variant", [False, True])
+def test_fast_equals_naive_and_logits_are_exact(name, channels, variant):
+    kw = VARIANTS[name] if variant else {}
+    model = tiny_model(name, channels=channels, levels=4, hidden=9, layers=3, seed=1, **kw)
+    size = (5, 6) if channels == 3 else (6, 3)
+    steps, hook = recorder()
+    fast = sample(model, 3, size, generator=gen(7), on_logits=hook)
+    naive = sample(model, 3, size, generator=gen(7), method="naive")
+    assert fast.dtype == torch.long and fast.shape == (3, channels, *size)
+    assert torch.equal(fast, naive)
+    assert len(steps) == channels * size[0] * size[1]
+    assert_steps_match_forward(model, fast, steps)
+    # The samples are not trivially constant: the test could catch a wrong image.
+    assert len(fast.unique()) > 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_float32_model_samples_in_its_dtype(name):
+    model = tiny_model(name, channels=3, levels=5, hidden=6).float()
+    steps, hook = recorder()
+    x = sample(model, 2, (3, 4), generator=gen(), on_logits=hook)
+    assert steps[0][3].dtype == torch.float32
+    full = model(x)
+    for i, j, c, logits in steps:
+        torch.testing.assert_close(logits, full[:, :, c, i, j], rtol=1e-4, atol=1e-4)
+
+
+MODES = ["bottom-half", "top-half", "right-half", "left-half", "center", "random:0.4"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("mode", MODES)
+def test_complete_keeps_known_values_and_agrees_with_naive(name, mode):
+    channels, size = (3, (4, 5)) if mode in ("center", "random:0.4") else (1, (5, 4))
+    model = tiny_model(name, channels=channels, levels=4, hidden=6, seed=2)
+    x = torch.randint(0, 4, (2, channels, *size), generator=gen(3))
+    known = ~occlusion_mask(mode, size, seed=1)  # (H, W), broadcast over batch and colours
+    steps, hook = recorder()
+    fast = complete(model, x, known, generator=gen(5), on_logits=hook)
+    naive = complete(model, x, known, generator=gen(5), method="naive")
+    k = known.expand_as(x)
+    assert torch.equal(fast[k], x[k])
+    assert torch.equal(fast, naive)
+    assert not torch.equal(fast, x)  # something was drawn
+    assert_steps_match_forward(model, fast, steps, known=known)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_complete_with_per_value_known_mask(name):
+    # Some colours of a pixel known, others not (e.g. only G known): the fast stepper must
+    # still skip and revisit the pixel correctly.
+    model = tiny_model(name, channels=3, levels=3, hidden=6, seed=4)
+    x = torch.randint(0, 3, (2, 3, 4, 3), generator=gen(1))
+    known = torch.rand(2, 3, 4, 3, generator=gen(2)) < 0.5
+    fast = complete(model, x, known, generator=gen(3))
+    assert torch.equal(fast[known], x[known])
+    assert torch.equal(fast, complete(model, x, known, generator=gen(3), method="naive"))
+
+
+def test_complete_does_not_modify_its_input():
+    model = tiny_model("row_lstm")
+    x = torch.randint(0, 4, (1, 1, 3, 3))
+    before = x.clone()
+    complete(model, x, torch.zeros(1, dtype=torch.bool), generator=gen())
+    assert torch.equal(x, before)
+
+
+def all_images(levels: int, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    n = channels * size[0] * size[1]
+    grid = torch.tensor(list(itertools.product(range(levels), repeat=n)))
+    return grid.view(-1, channels, *size)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_samples_follow_the_model_distribution(name):
+    """Chi-square goodness of fit of 20,000 fast samples of a 2x2, 3-level model (81
+    images) against exp(log_prob)."""
+    model = tiny_model(name, channels=1, levels=3, hidden=6, seed=3)
+    with torch.no_grad():  # sharper conditionals, so ignoring context would show
+        model.head.out.weight.mul_(4.0)
+    images = all_images(3, 1, (2, 2))  # (81, 1, 2, 2)
+    with torch.no_grad():
+        p = model.log_prob(images).exp()
+    assert abs(float(p.sum()) - 1.0) < 1e-9
+    n = 20_000
+    x = sample(model, n, (2, 2), generator=gen(11))
+    index = (x.view(n, 4) * torch.tensor([27, 9, 3, 1])).sum(1)  # row-major base 3
+    counts = torch.bincount(index, minlength=81).double()
+    expected = n * p
+    assert expected.min() > 5  # the chi-square approximation holds
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    dof = torch.tensor(80.0, dtype=torch.float64)
+    p_value = float(torch.special.gammaincc(dof / 2, chi2 / 2))
+    assert p_value > 1e-3, f"chi2 = {float(chi2):.1f} on 80 dof"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tiny_temperature_follows_the_argmax_path(name):
+    model = tiny_model(name, channels=3, levels=4, hidden=6, seed=5)
+    size = (3, 3)
+    greedy = torch.zeros(1, 3, *size, dtype=torch.long)
+    with torch.no_grad():
+        for i, j, c in itertools.product(range(3), range(3), range(3)):
+            greedy[0, c, i, j] = model(greedy)[0, :, c, i, j].argmax()
+    x = sample(model, 8, size, generator=gen(), temperature=1e-4)
+    assert torch.equal(x, greedy.expand_as(x))
+    # ...whereas at temperature 1 the batch is not all on that path.
+    assert not torch.equal(sample(model, 8, size, generator=gen()), greedy.expand_as(x))
+
+
+def test_same_seed_same_images_different_seed_different():
+    model = tiny_model("pixelcnn", levels=4)
+    a = sample(model, 4, (4, 4), generator=gen(1))
+    assert torch.equal(a, sample(model, 4, (4, 4), generator=gen(1)))
+    assert not torch.equal(a, sample(model, 4, (4, 4), generator=gen(2)))
+
+
+def test_model_methods_delegate():
+    model = tiny_model("diagonal_bilstm", channels=3, levels=4)
+    a = model.sample(2, (3, 4), generator=gen(1))
+    assert torch.equal(a, sample(model, 2, (3, 4), generator=gen(1), method="naive"))
+    known = torch.ones(3, 4, dtype=torch.bool)
+    known[2:] = False
+    b = model.complete(a, known, generator=gen(2))
+    assert torch.equal(b, complete(model, a, known, generator=gen(2), method="naive"))
+
+
+def test_progress_reports_every_row():
+    calls = []
+    sample(tiny_model("row_lstm"), 1, (4, 3), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_model_without_stepper_falls_back_to_naive_with_a_warning():
+    class Unregistered(PixelCNN):
+        pass
+
+    torch.manual_seed(0)
+    model = Unregistered(
+        channels=1,
+        levels=3,
+        hidden=4,
+        layers=1,
+        out_hidden=None,
+        kernel=3,
+        input_kernel=7,
+        residual=True,
+    ).double()
+    with pytest.warns(UserWarning, match="no fast sampler for Unregistered"):
+        a = sample(model, 2, (3, 3), generator=gen())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the naive method itself does not warn
+        assert torch.equal(a, sample(model, 2, (3, 3), generator=gen(), method="naive"))
+
+
+def test_inverse_cdf():
+    logits = torch.tensor([0.25, 0.0, 0.75]).log().expand(5, 3)  # level 1 has probability 0
+    u = torch.tensor([0.0, 0.2499, 0.25, 0.9, 1.0 - 1e-17], dtype=torch.float64)
+    assert inverse_cdf(logits, u).tolist() == [0, 0, 2, 2, 2]
+    flat = torch.zeros(2, 4)
+    assert inverse_cdf(flat, torch.tensor([0.49, 0.51])).tolist() == [1, 2]
+    # Temperature divides the logits: a tiny one picks the argmax for any u.
+    peaked = torch.tensor([[0.0, 1.0, 0.5]]).expand(3, 3)
+    assert inverse_cdf(peaked, torch.tensor([0.0, 0.5, 0.999]), 1e-3).tolist() == [1, 1, 1]
+
+
+def test_uniforms_are_float64_and_seeded():
+    u = draw_uniforms((2, 3, 4, 5), gen(3))
+    assert u.dtype == torch.float64 and u.shape == (2, 3, 4, 5)
+    assert torch.equal(u, draw_uniforms((2, 3, 4, 5), gen(3)))
+    assert 0 <= float(u.min()) and float(u.max()) < 1
+
+
+def test_bad_arguments_are_typed_errors():
+    model = tiny_model("pixelcnn", levels=3)
+    with pytest.raises(ConfigError, match="method"):
+        sample(model, 1, (2, 2), method="slow")
+    with pytest.raises(ConfigError, match="temperature"):
+        sample(model, 1, (2, 2), temperature=0.0)
+    with pytest.raises(ConfigError, match="n: must be >= 1"):
+        sample(model, 0, (2, 2))
+    x = torch.full((1, 1, 2, 2), 3)
+    with pytest.raises(ImageError, match=r"\[0, 3\)"):
+        complete(model, x, torch.ones(1, dtype=torch.bool))
+    with pytest.raises(ImageError, match="known mask of shape \\(3, 3\\)"):
+        complete(model, torch.zeros(1, 1, 2, 2, dtype=torch.long), torch.ones(3, 3).bool())
+    with pytest.raises(ImageError, match=r"\(N, 1, H, W\)"):
+        complete(model, torch.zeros(1, 3, 2, 2, dtype=torch.long), torch.zeros(1).bool())
+
+
+def test_math_sanity_of_the_chi_square_p_value():
+    # gammaincc(k/2, x/2) is the chi-square survival function: median of chi2(2) is 2 ln 2.
+    p = torch.special.gammaincc(torch.tensor(1.0), torch.tensor(math.log(2.0)))
+    assert abs(float(p) - 0.5) < 1e-12
