@@ -13,7 +13,10 @@ Determinism: the data order is a function of (seed, epoch) and the step, dynamic
 binarization of (seed, epoch, index), and nothing else draws from the global RNGs, so a
 run resumed from ``last.pt`` continues exactly as the uninterrupted run (on the CPU).
 Under ``torchrun`` every rank takes a disjoint slice of each global batch; gradients are
-averaged by DistributedDataParallel, and only rank 0 writes files.
+averaged by DistributedDataParallel, and only rank 0 writes files (and decides the run
+directory and reads a checkpoint to resume from, then hands them to the other ranks, so
+only rank 0 needs the run directory). SIGINT/SIGTERM and a lost peer stop the run at a
+step boundary: rank 0 saves ``last.pt`` (atomically) and says how to resume.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +38,8 @@ import torch.nn.functional as F
 from . import checkpoint as ck
 from .config import Recipe, dump_recipe, recipe_to_dict
 from .data import load_split
-from .distributed import init_distributed, resolve_device
-from .errors import ConfigError, TrainingError
+from .distributed import Dist, PeerLostError, init_distributed, shutdown
+from .errors import ConfigError, PixelgenError, TrainingError
 from .evaluate import check_compatible, evaluate
 from .plots import plot_curves
 from .registry import create_model
@@ -51,6 +56,47 @@ class TrainResult:
 
 class _Stop(Exception):
     """Raised by the SIGTERM handler so that a terminated run saves like Ctrl-C."""
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM stop the run, but never inside ``protect()``: there the signal
+    waits until the block ends, so that a saved step always matches its weights (the
+    update of the parameters and of the step counter is one block) and no save is cut
+    short by a second signal (torchrun sends SIGTERM after a peer died)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.depth:
+            self.pending = signum
+            return
+        raise _Stop() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    @contextmanager
+    def protect(self, *, deliver: bool = True):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if deliver and not self.depth and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise _Stop() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def default_run_dir(recipe: Recipe, resume: bool) -> Path:
@@ -105,23 +151,27 @@ def train(
 ) -> TrainResult:
     """Train ``recipe``; returns where the run went and its best validation NLL."""
     t = recipe.train
-    device = resolve_device(t.device)
-    dist = init_distributed(device)
-    if dist.active:
-        device = resolve_device(t.device, dist.local_rank)
+    owns_group = not torch.distributed.is_initialized()
+    dist, device = init_distributed(t.device)
+    owns_group = owns_group and dist.active
     if t.batch_size % (dist.world_size * t.accumulate):
         raise ConfigError(
             f"train.batch_size: {t.batch_size} is not divisible by {dist.world_size} process(es) "
             f"x train.accumulate={t.accumulate}"
         )
-    run_dir = Path(run_dir) if run_dir else default_run_dir(recipe, resume)
-    if dist.active:
-        run_dir = Path(dist.broadcast_object(str(run_dir)))
+    autocast = _autocast(t.precision, device)
+
+    def locate() -> tuple[Path, ck.Checkpoint | None]:
+        where = Path(run_dir) if run_dir else default_run_dir(recipe, resume)
+        last = where / "checkpoints" / "last.pt"
+        if resume and not last.is_file():
+            raise ConfigError(f"--resume: {last} does not exist")
+        if not resume and last.is_file():
+            raise ConfigError(f"{where} already holds a run: pass --resume, or choose --out")
+        return where, ck.load_checkpoint(last) if resume else None
+
+    run_dir, resume_from = _on_main(dist, locate)
     last_path = run_dir / "checkpoints" / "last.pt"
-    if resume and not last_path.is_file():
-        raise ConfigError(f"--resume: {last_path} does not exist")
-    if not resume and last_path.is_file():
-        raise ConfigError(f"{run_dir} already holds a run: pass --resume, or choose --out")
 
     d = recipe.data
     train_set = load_split(d.name, "train", root=d.root, **d.options())
@@ -141,8 +191,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total))
     scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
     step, best = 0, None
-    if resume:
-        step, best = _restore(last_path, recipe, model, opt, sched, scaler, device)
+    if resume_from is not None:
+        step, best = _restore(resume_from, recipe, model, opt, sched, scaler, device)
     net = model
     if t.compile:
         net = torch.compile(net)
@@ -159,12 +209,19 @@ def train(
             f"{f' x {dist.world_size} processes' if dist.active else ''}")
         log(f"data: {train_set.description}")
 
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision)
-    autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
     dims = train_set.channels * train_set.height * train_set.width
-    state = {"step": step, "best": best}
+    state = {"step": step, "best": best, "saved": step if resume_from is not None else None}
 
-    def save(path: Path) -> None:
+    signals = _StopSignals()
+
+    def save(path: Path, *, final: bool = False) -> None:
+        # A stop signal waits for the end of the write; the last save of a run drops it.
+        with signals.protect(deliver=not final):
+            _save(path)
+            if path == last_path:
+                state["saved"] = state["step"]
+
+    def _save(path: Path) -> None:
         ck.save_checkpoint(path, ck.Checkpoint(
             model_name=recipe.model.name,
             hparams=dict(model.hparams),
@@ -198,9 +255,8 @@ def train(
         _sample_grid(model, recipe, train_set, run_dir, state["step"])
         _plot(run_dir, recipe)
 
-    previous = signal.getsignal(signal.SIGTERM)
-    if dist.is_main or not dist.active:
-        signal.signal(signal.SIGTERM, _raise_stop)
+    if dist.is_main:
+        signals.install()
     interrupted = False
     progress = _progress(show_progress and dist.is_main)
     task = progress.add_task("train", total=total, completed=step, loss="", bpd="", rate="")
@@ -219,10 +275,13 @@ def train(
                 micro = x.chunk(t.accumulate)
                 for m, xb in enumerate(micro):
                     sync = m == len(micro) - 1 or not dist.active
-                    with (nullcontext() if sync else net.no_sync()), autocast():
-                        logits = net(xb)
-                        nll = F.cross_entropy(logits.float(), xb, reduction="sum")
-                    scaler.scale(nll / len(x)).backward()
+                    with (nullcontext() if sync else net.no_sync()):
+                        with autocast():
+                            logits = net(xb)  # (b, L, C, H, W)
+                            nll = F.cross_entropy(logits.float(), xb, reduction="sum")
+                        # DDP all-reduces the gradients during the last micro-batch's backward
+                        with dist.guard("the gradient all-reduce") if sync else nullcontext():
+                            scaler.scale(nll / len(x)).backward()
                     total_nll += nll.detach().double()
                 mean_nll = dist.all_reduce_sum(total_nll) / t.batch_size
                 if not torch.isfinite(mean_nll):
@@ -231,13 +290,14 @@ def train(
                         f"{last_path} keeps the last good state (lower train.lr or set "
                         "train.grad_clip)"
                     )
-                if t.grad_clip is not None:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                state["step"] += 1
+                with signals.protect():
+                    if t.grad_clip is not None:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    sched.step()
+                    state["step"] += 1
                 s = state["step"]
                 window.append(mean_nll.item())
                 if s % t.log_every == 0 or s == total:
@@ -264,11 +324,28 @@ def train(
     except (KeyboardInterrupt, _Stop):
         interrupted = True
         if dist.is_main:
-            save(last_path)
+            if state["saved"] != state["step"]:
+                save(last_path, final=True)
             log(f"interrupted at step {state['step']}: saved {last_path}; "
                 f"continue with --resume --out {run_dir}")
+    except PeerLostError as exc:
+        # Every failing collective sits before the parameter update or after a finished
+        # step, so the state in memory is a whole step: rank 0 keeps it.
+        where = f"rank {dist.rank}: {exc.what} failed after step {state['step']}"
+        if dist.is_main:
+            if state["saved"] != state["step"]:
+                save(last_path, final=True)
+            kept = f"{last_path} holds step {state['step']}"
+        else:
+            kept = f"rank 0 keeps the last checkpoint in {last_path}"
+        raise TrainingError(
+            f"{where}: another process of the job stopped or cannot be reached "
+            f"({exc.detail}); {kept}: continue with --resume --out {run_dir}"
+        ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.restore()
+    if owns_group:
+        shutdown()
     if dist.is_main and not interrupted:
         _plot(run_dir, recipe)
         log(f"done: step {state['step']}, best validation NLL "
@@ -284,8 +361,45 @@ def train(
     )
 
 
-def _restore(path, recipe, model, opt, sched, scaler, device) -> tuple[int, float | None]:
-    ckpt = ck.load_checkpoint(path)
+def _on_main(dist: Dist, fn):
+    """``fn()`` run on rank 0 only, its result (or its error) on every rank: rank 0 alone
+    needs to see the run directory, and all ranks then agree on it or fail together."""
+    if not dist.active:
+        return fn()
+    result = error = None
+    if dist.is_main:
+        try:
+            result = fn()
+        except PixelgenError as exc:
+            error = exc
+    result, error = dist.broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
+def _autocast(precision: str, device: torch.device):
+    """A factory of the autocast context for ``train.precision`` (fp32: none)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None:
+        return nullcontext
+    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision: bf16 is not supported by {device}; use fp16 or fp32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.autocast(device.type, dtype=dtype):
+            pass
+    # torch only warns (and silently runs fp32) when a device lacks the dtype
+    if any("autocast" in str(w.message).lower() for w in caught):
+        raise ConfigError(
+            f"train.precision: {precision} autocast is not supported on {device.type} by "
+            f"torch {torch.__version__}; use fp32 or bf16"
+        )
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def _restore(ckpt, recipe, model, opt, sched, scaler, device) -> tuple[int, float | None]:
+    path = ckpt.path
     saved = ckpt.recipe
     for section in ("model", "data"):
         if saved.get(section) != recipe_to_dict(recipe)[section]:
@@ -306,10 +420,6 @@ def _restore(path, recipe, model, opt, sched, scaler, device) -> tuple[int, floa
 def _position(step: int, per_epoch: int) -> dict[str, int]:
     epoch, index = divmod(step, per_epoch)
     return {"epoch": epoch, "index": index}
-
-
-def _raise_stop(signum, frame):
-    raise _Stop()
 
 
 def _progress(enabled: bool):
