@@ -12,6 +12,29 @@ carries rows above the current one::
     a b c . .                  . up .                       rows above, any column
     . d e f .                left  X                        . . . . .
     . . g h i                                               X (current row: nothing)
+
+Speed (the outputs are those of the plain formulation, which :meth:`DiagonalLSTM.forward`
+and the export path keep):
+
+* both directions advance together: their 1x1 input-to-state convolutions are one
+  batched matrix product, and each skewed column of both is one ``baddbmm`` over the
+  stacked state-to-state weights (the state add fused into it);
+* only the *band* of a skewed column that lies inside the image is computed: column
+  ``s`` holds rows ``max(0, s - W + 1) .. min(H - 1, s)``. The reference computes the
+  skew padding too (and zeroes it), about half of all the work for square images;
+* the band positions are *packed*: step ``s`` owns a contiguous slice of one buffer, with
+  a zero row before and after it, so the states of rows ``i - 1`` and ``i`` of the
+  previous column are two overlapping views (no padding, no masking). The skew is one
+  ``index_select`` of the input pixels (before the input-to-state product, which has
+  twice as many maps out as in), the unskew one per direction;
+* gates sit on an outer dimension (``(2, 4h, positions)``), so each gate block of a step
+  is one contiguous stretch of memory for the elementwise LSTM update;
+* the recurrence is one hand-written autograd function (:class:`_DiagonalRecurrence`)
+  writing into preallocated buffers; each step's state-to-state product reads the
+  previous column's states in place (two products, rows ``i - 1`` and ``i``). The
+  backward pass runs the columns in reverse and gets the state-to-state gradient of all
+  columns from one batched product per half;
+* under tracing (``pixelgen export``) the two plain directions run instead.
 """
 
 from __future__ import annotations
@@ -22,13 +45,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .lstm import gate_groups, lstm_update
+from .lstm import autocast_free, cell_backward, cell_forward, gate_groups, lstm_update
 from .masked import MaskedConv2d
 from .masks import channel_groups
 
 
 def skew(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, H, W + H - 1)``: row ``i`` shifted right by ``i``, zeros elsewhere."""
+    """``(B, C, H, W) -> (B, C, H, W + H - 1)``: row ``i`` shifted right by ``i``, zeros
+    elsewhere."""
     b, c, h, w = x.shape
     flat = F.pad(x, (0, h)).reshape(b, c, h * (w + h))[..., : h * (w + h - 1)]
     return flat.reshape(b, c, h, w + h - 1)
@@ -73,6 +97,7 @@ class DiagonalLSTM(nn.Module):
         return F.linear(torch.cat([h_up, h_prev], dim=-1), self.state_to_state)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain formulation: skew, one step per skewed column, unskew."""
         b, _, height, width = x.shape
         gates_in = skew(self.input_to_state(x))  # (B, 4h, H, S)
         gates_in = gates_in.permute(3, 0, 2, 1)  # (S, B, H, 4h): one column per step
@@ -99,5 +124,185 @@ class DiagonalBiLSTM(nn.Module):
         self.right = DiagonalLSTM(in_channels=in_channels, hidden=hidden, colours=colours)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
-        backward = self.right(x.flip(-1)).flip(-1)
-        return self.left(x) + shift_down(backward)
+        if torch.jit.is_tracing():  # export: the plain loops, which the tracers unroll
+            backward = self.right(x.flip(-1)).flip(-1)
+            return self.left(x) + shift_down(backward)
+        b, i, height, width = x.shape
+        n = self.hidden
+        plan = _plan(height, width, x.device)
+        # Skew both directions at once: each direction's pixels in packed band order (the
+        # right-to-left one mirrored), gathered before the input-to-state product because
+        # its input has half the maps of its output.
+        pixels = x.permute(1, 2, 3, 0).reshape(i, height * width, b)  # (I, HW, B)
+        packed = pixels.index_select(1, plan.gather).view(i, 2, -1).transpose(0, 1)
+        # Input-to-state of both directions: one batched product, bias fused.
+        conv_l, conv_r = self.left.input_to_state, self.right.input_to_state
+        w_in = torch.stack([conv_l.masked_weight(), conv_r.masked_weight()])[..., 0, 0]
+        b_in = torch.stack([conv_l.bias, conv_r.bias]).unsqueeze(-1)  # (2, 4h, 1)
+        gx = torch.baddbmm(b_in, w_in, packed)  # (2, 4h, HW*B), packed
+        w_ss = torch.stack([self.left.state_to_state, self.right.state_to_state])  # (2, 4h, 2h)
+        if torch.is_grad_enabled() and (gx.requires_grad or w_ss.requires_grad):
+            states = _DiagonalRecurrence.apply(gx, w_ss, plan)
+        else:
+            with torch.no_grad(), autocast_free(gx.device.type):
+                states = _diagonal_scan(gx, w_ss.to(gx.dtype), plan, save=False)[0]
+        # Unskew: left-to-right at (i, j) plus right-to-left at (i - 1, j).
+        states = states.view(2, n, -1, b)  # (2, h, padded, B)
+        out = states[0].index_select(1, plan.left_out)  # (h, HW, B)
+        if height > 1:
+            shifted = states[1].index_select(1, plan.right_out)  # (h, HW - W, B)
+            out = torch.cat([out[:, :width], out[:, width:] + shifted], dim=1)
+        return out.view(n, height, width, b).permute(3, 0, 1, 2)  # (B, h, H, W)
+
+
+class _Plan:
+    """Where each position of the skewed band lives, for one image size (see module doc).
+
+    Step ``s`` (a skewed column) covers rows ``lo[s] .. lo[s] + size[s] - 1``; in the
+    packed buffers (gates, activations) it owns ``off[s] : off[s] + size[s]``; in the
+    padded state buffers ``base[s] + 1 : base[s] + 1 + size[s]``, with zero rows at
+    ``base[s]`` and ``base[s] + size[s] + 1`` (rows ``lo - 1`` and ``hi + 1``).
+    """
+
+    def __init__(self, height: int, width: int, device: torch.device) -> None:
+        steps = height + width - 1
+        self.lo = [max(0, s - width + 1) for s in range(steps)]
+        self.size = [min(height - 1, s) - self.lo[s] + 1 for s in range(steps)]
+        self.off = [sum(self.size[:s]) for s in range(steps)]
+        self.base = [self.off[s] + 2 * s for s in range(steps)]
+        hw = self.pixels = height * width
+        self.padded = hw + 2 * steps
+        left, right = [0] * hw, [0] * hw  # packed position -> image pixel, per direction
+        left_out = [0] * hw  # image pixel -> padded state position, left to right
+        right_out = [0] * hw  # image pixel -> padded state position, right to left
+        for s in range(steps):
+            for r in range(self.size[s]):
+                i = self.lo[s] + r
+                j = s - i  # column in the direction's own (for R2L: mirrored) image
+                left[self.off[s] + r] = i * width + j
+                right[self.off[s] + r] = i * width + (width - 1 - j)
+                left_out[i * width + j] = self.base[s] + 1 + r
+                right_out[i * width + (width - 1 - j)] = self.base[s] + 1 + r
+
+        def as_index(v: list[int]) -> torch.Tensor:
+            return torch.tensor(v, dtype=torch.long, device=device)
+
+        # Packed position -> padded state positions of the pixels above and to the left
+        # in the previous column (adjacent there); pad rows where there is none.
+        above, before = [0] * hw, [0] * hw
+        above[0], before[0] = self.base[0], self.base[0] + 2  # column 0: its own pad rows
+        for s in range(1, steps):
+            for r in range(self.size[s]):
+                above[self.off[s] + r] = self.base[s - 1] + self.lo[s] - self.lo[s - 1] + r
+                before[self.off[s] + r] = above[self.off[s] + r] + 1
+        self.gather = as_index(left + right)  # (2 * HW,)
+        self.prev_above, self.prev_left = as_index(above), as_index(before)
+        self.left_out = as_index(left_out)
+        self.right_out = as_index(right_out[: hw - width])  # pixel (i - 1, j) for row i >= 1
+
+
+_PLANS: dict[tuple[int, int, torch.device], _Plan] = {}
+
+
+def _plan(height: int, width: int, device: torch.device) -> _Plan:
+    """The :class:`_Plan` of one image size, built once per size and device."""
+    key = (height, width, device)
+    if key not in _PLANS:
+        if len(_PLANS) >= 64:  # many sizes (e.g. sampling growing images): keep it bounded
+            _PLANS.clear()
+        _PLANS[key] = _Plan(height, width, device)
+    return _PLANS[key]
+
+
+def _diagonal_scan(
+    gx: torch.Tensor, w_ss: torch.Tensor, plan: _Plan, *, save: bool
+) -> tuple[torch.Tensor, ...]:
+    """Run the skewed columns of both directions together.
+
+    ``gx``: packed input gates ``(2, 4h, HW * B)``; ``w_ss``: ``(2, 4h, 2h)``. Returns
+    ``(states,)``, the padded states ``(2, h, padded * B)``, and with ``save`` also
+    ``(act, tc, c)`` for the backward pass (see :func:`cell_forward`).
+    """
+    _, four_h, hwb = gx.shape
+    n, b = four_h // 4, hwb // plan.pixels
+    w_above, w_left = w_ss[..., :n], w_ss[..., n:]  # (2, 4h, h) each
+    new = gx.new_empty
+    states, c = gx.new_zeros(2, n, plan.padded * b), gx.new_zeros(2, n, plan.padded * b)
+    span = hwb if save else max(plan.size) * b
+    act, tc = new(2, four_h, span), new(2, n, span)
+    for s in range(len(plan.size)):
+        size, off, base = plan.size[s], plan.off[s], plan.base[s]
+        here = slice(off * b, (off + size) * b) if save else slice(0, size * b)
+        inner = slice((base + 1) * b, (base + 1 + size) * b)
+        if s == 0:
+            a, c_prev = gx[..., here], None  # nothing before the first column
+        else:
+            # Rows i - 1 and i of column s - 1: two overlapping windows of its padded slot,
+            # read in place by the two products (pad rows hold zeros).
+            above = (plan.base[s - 1] + plan.lo[s] - plan.lo[s - 1]) * b
+            left = above + b
+            a = torch.baddbmm(
+                gx[..., off * b : (off + size) * b], w_above, states[..., above : above + size * b]
+            )
+            a.baddbmm_(w_left, states[..., left : left + size * b])
+            c_prev = c[..., left : left + size * b]
+        cell_forward(a, c_prev, act[..., here], c[..., inner], tc[..., here], states[..., inner],
+                     dim=1)
+    return (states, act, tc, c) if save else (states,)
+
+
+class _DiagonalRecurrence(torch.autograd.Function):
+    """``(gx (2, 4h, HW*B), K_ss (2, 4h, 2h), plan) -> padded states``, exact gradients."""
+
+    @staticmethod
+    def forward(ctx, gx: torch.Tensor, w_ss: torch.Tensor, plan: _Plan) -> torch.Tensor:
+        with autocast_free(gx.device.type):
+            states, act, tc, c = _diagonal_scan(gx, w_ss.to(gx.dtype), plan, save=True)
+        ctx.save_for_backward(w_ss, states, act, tc, c)
+        ctx.plan, ctx.w_dtype = plan, w_ss.dtype
+        return states
+
+    @staticmethod
+    def backward(ctx, d_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        w_ss, states, act, tc, c = ctx.saved_tensors
+        plan = ctx.plan
+        _, four_h, hwb = act.shape
+        n, b = four_h // 4, hwb // plan.pixels
+        d_states = d_states.to(act.dtype)
+        w_t = w_ss.to(act.dtype).transpose(1, 2)  # (2, 2h, 4h)
+        d_gx = torch.empty_like(act)  # the pre-activation gradients, packed
+        slot = (max(plan.size) + 2) * b
+        # Gradients reaching the states / cells of the column being processed from the
+        # next one, padded like the state buffers (the pad rows collect nothing useful).
+        dh_acc, dc_acc = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
+        dh_prev, dc_prev = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
+        for s in range(len(plan.size) - 1, -1, -1):
+            size, off, base = plan.size[s], plan.off[s], plan.base[s]
+            here = slice(off * b, (off + size) * b)
+            inner = slice(b, (1 + size) * b)
+            dh = dh_acc[..., inner].add_(d_states[..., (base + 1) * b : (base + 1 + size) * b])
+            dc = dc_acc[..., inner]
+            c_prev = None
+            if s > 0:
+                above = (plan.base[s - 1] + plan.lo[s] - plan.lo[s - 1]) * b
+                c_prev = c[..., above + b : above + b + size * b]
+            cell_backward(dh, dc, act[..., here], tc[..., here], c_prev, d_gx[..., here], dim=1)
+            if s == 0:
+                break
+            # Into column s - 1, whose padded slot starts at plan.base[s - 1].
+            at = (plan.lo[s] - plan.lo[s - 1]) * b  # row lo - 1 within that slot
+            d_col = torch.bmm(w_t, d_gx[..., here])  # (2, 2h, size*B): [above, left]
+            dh_prev.zero_()
+            dh_prev[..., at : at + size * b] += d_col[:, :n]
+            dh_prev[..., at + b : at + b + size * b] += d_col[:, n:]
+            dc_prev.zero_()
+            dc_prev[..., at + b : at + b + size * b] = dc
+            dh_acc, dh_prev, dc_acc, dc_prev = dh_prev, dh_acc, dc_prev, dc_acc
+        # The state-to-state gradient of every column from one batched product per half;
+        # the previous states each position read are gathered again from the saved states.
+        padded = states.view(2, n, plan.padded, b)
+        up = padded.index_select(2, plan.prev_above).view(2, n, hwb)
+        left = padded.index_select(2, plan.prev_left).view(2, n, hwb)
+        d_w = torch.cat([torch.bmm(d_gx, up.transpose(1, 2)),
+                         torch.bmm(d_gx, left.transpose(1, 2))], dim=2)  # (2, 4h, 2h)
+        return d_gx, d_w.to(ctx.w_dtype), None

@@ -1,0 +1,239 @@
+"""Training and evaluation speed, FLOPs and peak memory of one model configuration.
+
+A configuration is a shipped recipe's model (``quick_*``, ``mnist_*``, ``cifar10_*``) at
+its data set's image format (binarized MNIST 1x28x28 with 2 levels, CIFAR-10 3x32x32 with
+256 levels, or another square size for the memory runs), batch 16, random weights and
+images, run either with the optimized layers of ``pixelgen.nn`` (``fast``) or with the
+plain ones of ``reference_layers.py`` (``reference``), same weights.
+
+Measured, each in a fresh process (``measure_in_subprocess``) so that peak memory belongs
+to that configuration alone:
+
+* evaluation images/s: the no-grad forward pass and the NLL, median over steps;
+* training images/s: forward, backward, gradient clipping and the recipe's optimizer step
+  (RMSProp or Adam), median over steps after one warm-up step;
+* peak memory: the process's peak resident set size (``VmHWM``, reset before each phase
+  through ``/proc/self/clear_refs``) minus its resident size before the first step, over
+  the evaluation steps and over the training steps (the training peak includes gradients
+  and optimizer state, not the weights, which are resident before);
+* FLOPs per image: ``torch.utils.flop_counter.FlopCounterMode`` over one image, forward
+  (evaluation) and forward + backward (training). It counts the matrix products and
+  convolutions as executed (elementwise work, softmax and the optimizer are not counted),
+  so the reference, which also computes the skew padding of the Diagonal BiLSTM and the
+  masked columns of the Row LSTM's input-to-state kernel, counts more.
+
+``mnist_eval_in_subprocess`` times ``pixelgen.evaluate`` over the 10,000 binarized MNIST
+test images. Run directly (``python benchmarks/bench_train.py --spec JSON``) this file
+measures one configuration and prints its result as the last line, JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+BATCH = 16
+FORMATS = {"mnist": (1, 2, 28), "cifar10": (3, 256, 32)}  # channels, levels, side
+
+
+def recipe_format(recipe: str) -> str:
+    return "cifar10" if recipe.startswith("cifar10") else "mnist"
+
+
+def build(recipe: str, impl: str, *, layers: int | None = None) -> torch.nn.Module:
+    """The recipe's model (seed 0) with the ``fast`` or the ``reference`` layers."""
+    from reference_layers import reference_model
+
+    import pixelgen
+    from pixelgen.config import load_recipe
+
+    r = load_recipe(recipe)
+    channels, levels, _ = FORMATS[recipe_format(recipe)]
+    kwargs = r.model.kwargs()
+    if layers is not None:
+        kwargs["layers"] = layers
+    torch.manual_seed(0)
+    model = pixelgen.create_model(r.model.name, channels=channels, levels=levels, **kwargs)
+    return reference_model(model) if impl == "reference" else model
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    raise KeyError(field)
+
+
+def _reset_peak() -> int:
+    """Start a new peak-RSS window (Linux: ``5`` to ``clear_refs`` resets ``VmHWM``);
+    returns the resident size now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not allowed: the window then starts at process start
+        pass
+    return _status_bytes("VmRSS")
+
+
+def _peak_bytes() -> int:
+    try:
+        return _status_bytes("VmHWM")
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def measure(spec: dict) -> dict:
+    """Time one configuration in this process: see the module docstring."""
+    from pixelgen.config import load_recipe
+    from pixelgen.train import make_optimizer
+
+    torch.set_num_threads(spec["threads"])
+    recipe = load_recipe(spec["recipe"])
+    model = build(spec["recipe"], spec["impl"], layers=spec.get("layers"))
+    channels, levels, side = FORMATS[recipe_format(spec["recipe"])]
+    side = spec.get("side") or side
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, levels, (BATCH, channels, side, side), generator=gen)
+    opt = make_optimizer(recipe, model.parameters())
+    clip = recipe.train.grad_clip
+
+    def eval_step(batch: torch.Tensor) -> None:
+        with torch.no_grad():
+            F.cross_entropy(model(batch), batch, reduction="sum")
+
+    def loss_backward(batch: torch.Tensor) -> None:
+        nll = F.cross_entropy(model(batch), batch, reduction="sum")
+        (nll / len(batch)).backward()
+
+    def train_step(batch: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_backward(batch)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+
+    def timed(step, n: int, warmup: int) -> list[float]:
+        for _ in range(warmup):
+            step(x)
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            step(x)
+            out.append(time.perf_counter() - t)
+        return out
+
+    model.eval()
+    base = _reset_peak()
+    eval_s = timed(eval_step, spec["eval_steps"], warmup=1)
+    eval_peak = _peak_bytes() - base
+    model.train()
+    _reset_peak()
+    train_s = timed(train_step, spec["train_steps"], warmup=spec.get("warmup", 1))
+    train_peak = _peak_bytes() - base
+    one = x[:1]
+    model.eval()
+    eval_flops = _flops(lambda: eval_step(one))
+    model.train()
+    train_flops = _flops(lambda: loss_backward(one))
+    return {
+        **spec,
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "train_images_per_s": BATCH / statistics.median(train_s),
+        "eval_images_per_s": BATCH / statistics.median(eval_s),
+        "train_flops_per_image": train_flops,
+        "eval_flops_per_image": eval_flops,
+        "train_peak_bytes": train_peak,
+        "eval_peak_bytes": eval_peak,
+        "image": f"{side}x{side}x{channels}/{levels}",
+        "pixels": side * side,
+        "layers": len(getattr(model, "rnns", None) or getattr(model, "blocks", [])),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def mnist_eval(spec: dict) -> dict:
+    """Seconds for ``pixelgen.evaluate`` over the binarized MNIST test set."""
+    from pixelgen.config import load_recipe
+    from pixelgen.data import load_split
+    from pixelgen.evaluate import evaluate
+
+    torch.set_num_threads(spec["threads"])
+    recipe = load_recipe(spec["recipe"])
+    test = load_split("binarized_mnist", "test")
+    model = build(spec["recipe"], spec["impl"])
+    n = min(spec.get("max_images") or len(test), len(test))
+    t = time.perf_counter()
+    res = evaluate(model, test, batch_size=recipe.eval.batch_size, max_images=n)
+    seconds = time.perf_counter() - t
+    return {
+        **spec,
+        "images": res.num_images,
+        "test_set": len(test),
+        "batch_size": recipe.eval.batch_size,
+        "seconds": seconds,
+        "seconds_for_test_set": seconds * len(test) / res.num_images,
+        "nll_nats": res.nll_nats,
+    }
+
+
+def _subprocess(spec: dict, timeout: float) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src"), str(ROOT / "benchmarks"), env.get("PYTHONPATH", "")]
+    )
+    env.setdefault("OMP_NUM_THREADS", str(spec["threads"]))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--spec", json.dumps(spec)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"over the {timeout:.0f} s limit"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {**spec, "error": f"exit {done.returncode}: {tail[0][:200]}"}
+    return json.loads(lines[-1])
+
+
+def measure_in_subprocess(spec: dict, timeout: float = 600) -> dict:
+    """``measure(spec)`` in a fresh Python process; ``{..., "error": ...}`` on failure."""
+    return _subprocess({**spec, "task": "measure"}, timeout)
+
+
+def mnist_eval_in_subprocess(spec: dict, timeout: float = 300) -> dict:
+    return _subprocess({**spec, "task": "mnist_eval"}, timeout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="JSON: recipe, impl, threads, steps")
+    spec = json.loads(parser.parse_args().spec)
+    task = spec.pop("task", "measure")
+    result = mnist_eval(spec) if task == "mnist_eval" else measure(spec)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

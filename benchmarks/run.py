@@ -1,0 +1,326 @@
+"""``make bench``: training and evaluation speed of every model, the optimized layers against
+the plain reference ones, FLOP/s against the machine's dense matmul, memory per pixel, the
+10,000-image MNIST evaluation, and the sampling and distributed sections when present.
+
+Sections (``--only`` picks one):
+
+* ``train``: for each model at the ``quick_*`` size, the paper's MNIST size (``mnist_*``)
+  and the paper's CIFAR-10 size (``cifar10_*``), batch 16, N threads (default 2): training
+  and evaluation images/s, FLOPs per image, achieved FLOP/s as a fraction of a 2048x2048
+  float32 matmul timed in the same run, peak memory, and the speed-up of the optimized
+  layers over ``reference_layers.py`` (see ``bench_train.py`` for how each is measured).
+  Then memory per pixel and layer (CIFAR-10 models at 16x16 and 32x32), and the time to
+  evaluate the binarized MNIST test set (10,000 images) with each ``quick_*`` model;
+* ``sampling``: ``bench_sampling.run(quick)``, if that file exists;
+* ``distributed``: ``bench_distributed.run(quick)``, if that file exists.
+
+Results go to a rich table and to ``benchmarks/results.json``. ``--quick`` is a smoke run
+(about a minute): the ``quick_*`` sizes only, fewer steps, 1,000 MNIST test images.
+The machine is shared: absolute numbers move with whatever else runs; ratios measured in
+one run are the figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
+
+import torch  # noqa: E402
+from bench_train import measure_in_subprocess, mnist_eval_in_subprocess  # noqa: E402
+
+MODELS = {"pixelcnn": "pixelcnn", "row_lstm": "rowlstm", "diagonal_bilstm": "diagonal_bilstm"}
+SIZES = ("quick", "mnist", "cifar10")
+GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
+
+
+def matmul_flops(threads: int, n: int = 2048, repeats: int = 7) -> float:
+    """Dense float32 matmul FLOP/s (median of ``repeats``), ``threads`` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+def steps_for(size: str, impl: str, quick: bool) -> dict:
+    """Timed steps: many where a step takes milliseconds (a blip of the shared machine then
+    moves the median less), few where it takes seconds (fewest for the CIFAR-10 references,
+    up to a minute a step, timed without a warm-up step)."""
+    if quick:
+        return {"train_steps": 5, "eval_steps": 5, "warmup": 1}
+    if size == "cifar10":
+        if impl == "reference":
+            return {"train_steps": 2, "eval_steps": 2, "warmup": 0}
+        return {"train_steps": 3, "eval_steps": 3, "warmup": 1}
+    if size == "quick":
+        return {"train_steps": 20, "eval_steps": 20, "warmup": 1}
+    return {"train_steps": 10, "eval_steps": 10, "warmup": 1}
+
+
+def train_section(quick: bool, threads: int, log) -> dict:
+    peak_before = matmul_flops(threads)
+    log(f"dense matmul: {peak_before / 1e9:.0f} GFLOP/s ({threads} threads)")
+    rows = []
+    for size in ("quick",) if quick else SIZES:
+        for model, short in MODELS.items():
+            recipe = f"{size}_{short}"
+            for impl in ("fast", "reference"):
+                spec = {"recipe": recipe, "impl": impl, "threads": threads,
+                        **steps_for(size, impl, quick)}
+                row = measure_in_subprocess(spec, timeout=900)
+                row["model"], row["size"] = model, size
+                rows.append(row)
+                log(_progress_line(row))
+    memory = []
+    for model, short in MODELS.items():
+        if quick:
+            break
+        for side in (16, 32):
+            spec = {"recipe": f"cifar10_{short}", "impl": "fast", "threads": threads,
+                    "train_steps": 1, "eval_steps": 1, "side": side}
+            if side == 32:  # the main run above already measured it
+                row = next(r for r in rows if r["recipe"] == spec["recipe"] and
+                           r["impl"] == "fast")
+            else:
+                row = measure_in_subprocess(spec, timeout=300)
+            memory.append({**row, "model": model})
+        log(f"memory {model}: done")
+    evals = []
+    for model, short in MODELS.items():
+        for impl in ("fast", "reference"):
+            # The reference is timed on 1,000 images and scaled to the test set.
+            n = 1000 if quick or impl == "reference" else None
+            spec = {"recipe": f"quick_{short}", "impl": impl, "threads": threads,
+                    "max_images": n}
+            row = mnist_eval_in_subprocess(spec, timeout=600)
+            row["model"] = model
+            evals.append(row)
+            log(f"mnist test set, {model} {impl}: "
+                f"{row.get('seconds_for_test_set', float('nan')):.1f} s")
+    peak_after = matmul_flops(threads)
+    peak = statistics.mean([peak_before, peak_after])
+    _derive(rows, peak)
+    return {
+        "matmul_flops": {"before": peak_before, "after": peak_after, "used": peak},
+        "rows": rows,
+        "memory": _memory_rows(memory),
+        "mnist_eval": evals,
+        "goals": _goals(rows, evals, quick),
+    }
+
+
+def _progress_line(row: dict) -> str:
+    if "error" in row:
+        return f"{row['recipe']} {row['impl']}: ERROR {row['error']}"
+    return (f"{row['recipe']} {row['impl']}: train {row['train_images_per_s']:.2f} img/s, "
+            f"eval {row['eval_images_per_s']:.2f} img/s")
+
+
+def _derive(rows: list[dict], peak: float) -> None:
+    """FLOP/s, fraction of the matmul rate, speed-ups over the reference."""
+    for r in rows:
+        if "error" in r:
+            continue
+        r["train_flops_per_s"] = r["train_flops_per_image"] * r["train_images_per_s"]
+        r["eval_flops_per_s"] = r["eval_flops_per_image"] * r["eval_images_per_s"]
+        r["train_fraction_of_matmul"] = r["train_flops_per_s"] / peak
+        r["eval_fraction_of_matmul"] = r["eval_flops_per_s"] / peak
+    for r in rows:
+        ref = next((q for q in rows if q["recipe"] == r["recipe"] and
+                    q["impl"] == "reference" and "error" not in q), None)
+        if r["impl"] == "fast" and ref is not None and "error" not in r:
+            r["train_speedup"] = r["train_images_per_s"] / ref["train_images_per_s"]
+            r["eval_speedup"] = r["eval_images_per_s"] / ref["eval_images_per_s"]
+
+
+def _memory_rows(memory: list[dict]) -> list[dict]:
+    """Bytes per pixel (and per layer) from the training peaks at two image sizes."""
+    out = []
+    for model in MODELS:
+        pair = {r["pixels"]: r for r in memory if r["model"] == model and "error" not in r}
+        if len(pair) < 2:
+            continue
+        small, big = pair[min(pair)], pair[max(pair)]
+        per_pixel = (big["train_peak_bytes"] - small["train_peak_bytes"]) / (
+            16 * (big["pixels"] - small["pixels"])
+        )  # batch 16
+        out.append({
+            "model": model,
+            "recipe": big["recipe"],
+            "layers": big["layers"],
+            "peak_bytes": {small["image"]: small["train_peak_bytes"],
+                           big["image"]: big["train_peak_bytes"]},
+            "growth": big["train_peak_bytes"] / max(small["train_peak_bytes"], 1),
+            "pixel_ratio": big["pixels"] / small["pixels"],
+            # What does not grow with the image: gradients, optimizer state, workspaces.
+            "fixed_bytes": small["train_peak_bytes"] - per_pixel * 16 * small["pixels"],
+            "bytes_per_pixel": per_pixel,
+            "bytes_per_pixel_per_layer": per_pixel / big["layers"],
+        })
+    return out
+
+
+def _goals(rows: list[dict], evals: list[dict], quick: bool) -> list[dict]:
+    goals = []
+    if not quick:
+        for model in ("row_lstm", "diagonal_bilstm"):
+            r = _row(rows, "cifar10", model, "fast")
+            value = r.get("train_speedup", math.nan) if r else math.nan
+            goals.append({"goal": f"{model} CIFAR-10 training >= {GOAL_SPEEDUP:.0f}x reference",
+                          "value": f"{value:.2f}x", "met": value >= GOAL_SPEEDUP})
+        for model in MODELS:
+            r = _row(rows, "cifar10", model, "fast")
+            value = r.get("train_fraction_of_matmul", math.nan) if r else math.nan
+            goals.append({"goal": f"{model} CIFAR-10 training >= {GOAL_FRACTION:.0%} of matmul",
+                          "value": f"{value:.0%}", "met": value >= GOAL_FRACTION})
+    for r in evals:
+        if r["impl"] != "fast":
+            continue
+        value = r.get("seconds_for_test_set", math.nan)
+        timed = "" if r.get("images") == r.get("test_set") else " (scaled)"
+        goals.append({"goal": f"{r['recipe']}: MNIST test set in < {GOAL_EVAL_S:.0f} s",
+                      "value": f"{value:.1f} s{timed}", "met": value < GOAL_EVAL_S})
+    return goals
+
+
+def _row(rows: list[dict], size: str, model: str, impl: str) -> dict | None:
+    return next((r for r in rows if r["size"] == size and r["model"] == model and
+                 r["impl"] == impl and "error" not in r), None)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def train_tables(result: dict):
+    from rich.table import Table
+
+    peak = result["matmul_flops"]["used"]
+    t = Table(title=f"Training and evaluation, batch 16 (dense matmul {peak / 1e9:.0f} GFLOP/s)")
+    cols = ["recipe", "impl", "layers", "train img/s", "eval img/s", "train GFLOP/img",
+            "train GFLOP/s", "% matmul", "train peak MB", "steps", "speed-up train/eval"]
+    for c in cols:
+        left = c in ("recipe", "impl", "layers")
+        t.add_column(c, justify="left" if left else "right", no_wrap=left)
+    for r in result["rows"]:
+        if "error" in r:
+            t.add_row(r["recipe"], r["impl"], "", r["error"][:60])
+            continue
+        speed = (f"{r['train_speedup']:.1f}x / {r['eval_speedup']:.1f}x"
+                 if "train_speedup" in r else "")
+        t.add_row(
+            r["recipe"], r["impl"], str(r["layers"]),
+            f"{r['train_images_per_s']:.2f}", f"{r['eval_images_per_s']:.1f}",
+            f"{r['train_flops_per_image'] / 1e9:.2f}", f"{r['train_flops_per_s'] / 1e9:.1f}",
+            f"{r['train_fraction_of_matmul']:.0%}", _mb(r["train_peak_bytes"]),
+            str(r["train_steps"]), speed,
+        )
+    tables = [t]
+    if result["memory"]:
+        m = Table(title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
+                  "at two image sizes; bytes/pixel = growth / (16 images x added pixels))")
+        for c in ("model", "recipe", "peak MB (small / large)", "x memory for x pixels",
+                  "fixed MB", "bytes/pixel", "bytes/pixel/layer"):
+            m.add_column(c, justify="left" if c in ("model", "recipe") else "right")
+        for r in result["memory"]:
+            sizes = " / ".join(f"{_mb(v)} ({k})" for k, v in r["peak_bytes"].items())
+            m.add_row(r["model"], r["recipe"], sizes,
+                      f"{r['growth']:.2f}x for {r['pixel_ratio']:.0f}x", _mb(r["fixed_bytes"]),
+                      f"{r['bytes_per_pixel']:,.0f}", f"{r['bytes_per_pixel_per_layer']:,.0f}")
+        tables.append(m)
+    e = Table(title="Evaluating the binarized MNIST test set with the quick_* models")
+    for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000"):
+        e.add_column(c, justify="left" if c in ("recipe", "impl") else "right")
+    for r in result["mnist_eval"]:
+        if "error" in r:
+            e.add_row(r["recipe"], r["impl"], r["error"][:60])
+            continue
+        e.add_row(f"{r['recipe']}", r["impl"], str(r["images"]), str(r["batch_size"]),
+                  f"{r['seconds']:.1f}", f"{r['seconds_for_test_set']:.1f}")
+    tables.append(e)
+    g = Table(title="Goals")
+    for c in ("goal", "value", "met"):
+        g.add_column(c)
+    for r in result["goals"]:
+        g.add_row(r["goal"], r["value"], "yes" if r["met"] else "NO")
+    tables.append(g)
+    return tables
+
+
+def optional_section(name: str, quick: bool, log) -> dict | None:
+    """``benchmarks/<name>.py``'s ``run(quick)`` rows and its table, if the file exists."""
+    if not (HERE / f"{name}.py").is_file():
+        log(f"{name}: benchmarks/{name}.py not present, skipped")
+        return None
+    module = importlib.import_module(name)
+    t = time.perf_counter()
+    try:
+        rows = module.run(quick)
+    except Exception as exc:  # another section's failure must not lose this run's results
+        return {"error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - t}
+    return {"rows": rows, "wall_s": time.perf_counter() - t,
+            "table": getattr(module, "table", None)}
+
+
+def main() -> None:
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--only", choices=("train", "sampling", "distributed"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # a log file: no terminal to wrap to
+
+    def log(msg: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
+
+    start = time.perf_counter()
+    results: dict = {
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "quick": args.quick,
+    }
+    if args.only in (None, "train"):
+        results["train"] = train_section(args.quick, args.threads, log)
+        for table in train_tables(results["train"]):
+            console.print(table)
+    for name, key in (("bench_sampling", "sampling"), ("bench_distributed", "distributed")):
+        if args.only not in (None, key):
+            continue
+        section = optional_section(name, args.quick, log)
+        if section is None:
+            continue
+        make_table = section.pop("table", None)
+        if "error" in section:
+            log(f"{key}: ERROR {section['error']}")
+        elif make_table is not None:
+            console.print(make_table(section["rows"]))
+        results[key] = section
+    results["wall_s"] = time.perf_counter() - start
+    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    log(f"wrote {args.out} ({results['wall_s'] / 60:.1f} min); the machine is shared, so "
+        "absolute numbers are noisy: compare ratios measured in one run")
+
+
+if __name__ == "__main__":
+    main()

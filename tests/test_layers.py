@@ -1,0 +1,185 @@
+"""The optimized layers (``pixelgen.nn``) compute exactly what the plain reference layers
+(``benchmarks/reference_layers.py``) compute: same state_dict, same outputs and same
+gradients (parameters and input) to 1e-10 in float64, for every layer and model."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pixelgen
+from conftest import tiny_model
+from pixelgen.nn import DiagonalBiLSTM, MaskedConv2d, RowLSTM, channel_groups
+from pixelgen.nn.diagonal_lstm import shift_down, skew, unskew
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import reference_layers as ref  # noqa: E402
+
+TOL = 1e-10
+SHAPES = [((5, 7), 1), ((7, 5), 3)]  # (H, W), batch
+
+
+def _twin(module: torch.nn.Module) -> torch.nn.Module:
+    return ref.to_reference(copy.deepcopy(module))
+
+
+def _assert_same(fast: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor) -> None:
+    """Outputs, parameter gradients and input gradient agree to TOL."""
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    xf, xp = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    yf, yp = fast(xf), plain(xp)
+    assert yf.shape == yp.shape
+    assert (yf - yp).abs().max().item() < TOL
+    g = torch.randn_like(yp)
+    (yf * g).sum().backward()
+    (yp * g).sum().backward()
+    assert (xf.grad - xp.grad).abs().max().item() < TOL
+    named = dict(plain.named_parameters())
+    for name, p in fast.named_parameters():
+        q = named[name]
+        assert p.grad is not None and q.grad is not None, name
+        assert (p.grad - q.grad).abs().max().item() < TOL, name
+    with torch.no_grad():  # the inference path is separate code: check it too
+        assert (fast(x) - plain(x)).abs().max().item() < TOL
+
+
+class _Scaled(torch.nn.Module):
+    """A model fed the scaled float image, so that the input gradient exists."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_scaled(x)
+
+
+def _layer(kind: str, colours: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    features, hidden = 4 * colours, 3 * colours
+    if kind == "row_lstm":
+        return RowLSTM(in_channels=features, hidden=hidden, colours=colours).double()
+    if kind == "diagonal_bilstm":
+        return DiagonalBiLSTM(in_channels=features, hidden=hidden, colours=colours).double()
+    kernel = {"conv1x1": 1, "conv1x3": (1, 3), "conv3x3": 3}[kind]
+    groups = channel_groups(features, colours)
+    return MaskedConv2d(
+        features, features, kernel, mask_type="B", in_groups=groups, out_groups=groups
+    ).double()
+
+
+@pytest.mark.parametrize("kind", ["row_lstm", "diagonal_bilstm", "conv1x1", "conv1x3", "conv3x3"])
+@pytest.mark.parametrize("colours", [1, 3])
+@pytest.mark.parametrize("size,batch", SHAPES)
+def test_layer_equals_reference(kind, colours, size, batch):
+    layer = _layer(kind, colours)
+    x = torch.randn(batch, 4 * colours, *size, dtype=torch.float64)
+    _assert_same(layer, _twin(layer), x)
+
+
+@pytest.mark.parametrize("input_state_kernel,state_kernel", [(1, 1), (5, 5), (3, 1)])
+def test_row_lstm_other_kernels(input_state_kernel, state_kernel):
+    torch.manual_seed(1)
+    layer = RowLSTM(
+        in_channels=6, hidden=4, colours=1, input_state_kernel=input_state_kernel,
+        state_kernel=state_kernel,
+    ).double()
+    _assert_same(layer, _twin(layer), torch.randn(2, 6, 4, 6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 6), (6, 1), (2, 9)])
+def test_diagonal_bilstm_degenerate_sizes(size):
+    layer = _layer("diagonal_bilstm", 1, seed=2)
+    _assert_same(layer, _twin(layer), torch.randn(2, 4, *size, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm", "pixelcnn"])
+@pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])
+@pytest.mark.parametrize("size,batch", SHAPES)
+def test_model_logits_and_gradients_equal_reference(name, channels, levels, size, batch):
+    model = tiny_model(name, channels=channels, levels=levels, hidden=3 * channels, layers=2)
+    plain = ref.reference_model(model)
+    assert not any(isinstance(m, (RowLSTM, DiagonalBiLSTM, MaskedConv2d)) for m in plain.modules())
+    x = torch.randint(0, levels, (batch, channels, *size))
+    _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
+
+
+def test_ablated_models_equal_reference():
+    for name, kw in [("row_lstm", {"residual": False, "skip": False}),
+                     ("diagonal_bilstm", {"residual": True, "skip": False})]:
+        model = tiny_model(name, channels=3, levels=3, hidden=6, layers=2, **kw)
+        x = torch.randint(0, 3, (2, 3, 4, 5))
+        with torch.no_grad():
+            assert (model(x) - ref.reference_model(model)(x)).abs().max().item() < TOL
+
+
+def test_state_dict_names_and_shapes_unchanged():
+    """Checkpoints of every model load into the reference twin and back, unchanged."""
+    for name in pixelgen.list_models():
+        model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2)
+        plain = ref.reference_model(model)
+        a, b = model.state_dict(), plain.state_dict()
+        assert list(a) == list(b)
+        assert all(a[k].shape == b[k].shape for k in a)
+        model.load_state_dict(b)
+
+
+def test_masked_weight_follows_optimizer_steps():
+    """No stale ``weight * mask``: after each step the layer equals a reference built
+    from its current weights, and masked-out weight entries never matter."""
+    layer = _layer("conv1x3", 3).float()
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    x = torch.randn(2, 12, 4, 5)
+    for _ in range(2):
+        opt.zero_grad()
+        layer(x).square().sum().backward()
+        opt.step()
+        with torch.no_grad():
+            assert torch.allclose(layer(x), _twin(layer)(x), atol=1e-5)
+    with torch.no_grad():
+        before = layer(x)
+        layer.weight.add_((1 - layer.mask) * 100.0)  # only entries the mask removes
+        assert torch.equal(layer(x), before)
+
+
+def test_skew_unskew_round_trip_and_layout():
+    x = torch.randn(2, 3, 4, 6)
+    s = skew(x)
+    assert s.shape == (2, 3, 4, 9)
+    for i in range(4):
+        assert torch.equal(s[:, :, i, i : i + 6], x[:, :, i])
+        assert s[:, :, i, :i].abs().sum() == 0 and s[:, :, i, i + 6 :].abs().sum() == 0
+    assert torch.equal(unskew(s), x)
+    assert torch.equal(shift_down(x)[:, :, 1:], x[:, :, :-1])
+    assert shift_down(x)[:, :, 0].abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm"])
+def test_traced_program_equals_model(name):
+    """``pixelgen export`` traces the plain loops: same logits, batch size not baked in."""
+    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, torch.randint(0, 4, (2, 3, 4, 5)), check_trace=False)
+        x = torch.randint(0, 4, (3, 3, 4, 5))
+        assert (traced(x) - model(x)).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm"])
+def test_bfloat16_autocast_trains(name):
+    """Under autocast the hand-written recurrences run in the gates' dtype."""
+    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2).float().train()
+    x = torch.randint(0, 4, (2, 3, 4, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), x)
+    loss.backward()
+    assert abs(loss.item() - F.cross_entropy(model(x), x).item()) < 0.05
+    for p in model.parameters():
+        assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
