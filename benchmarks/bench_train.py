@@ -9,7 +9,8 @@ plain ones of ``reference_layers.py`` (``reference``), same weights.
 Measured, each in a fresh process (``measure_in_subprocess``) so that peak memory belongs
 to that configuration alone:
 
-* evaluation images/s: the no-grad forward pass and the NLL, median over steps;
+* evaluation images/s: the no-grad forward pass and the NLL, median over steps after one
+  warm-up step (no warm-up for the slowest configurations, see ``run.steps_for``);
 * training images/s: forward, backward, gradient clipping and the recipe's optimizer step
   (RMSProp or Adam), median over steps after one warm-up step;
 * peak memory: the process's peak resident set size (``VmHWM``, reset before each phase
@@ -146,7 +147,7 @@ def measure(spec: dict) -> dict:
 
     model.eval()
     base = _reset_peak()
-    eval_s = timed(eval_step, spec["eval_steps"], warmup=1)
+    eval_s = timed(eval_step, spec["eval_steps"], warmup=spec.get("warmup", 1))
     eval_peak = _peak_bytes() - base
     model.train()
     _reset_peak()

@@ -16,8 +16,12 @@ Sections (``--only`` picks one):
 
 Results go to a rich table and to ``benchmarks/results.json``. ``--quick`` is a smoke run
 (about a minute): the ``quick_*`` sizes only, fewer steps, 1,000 MNIST test images.
-The machine is shared: absolute numbers move with whatever else runs; ratios measured in
-one run are the figures to compare.
+The whole run keeps to ``--budget`` minutes (default 14; about 11 on an idle machine):
+configurations that would start after the training section's share is spent are listed
+as skipped. The machine is shared: absolute numbers move with whatever else runs (with
+2 threads on 2 busy cores, OpenMP threads spin waiting for each other and small
+operations can run many times slower); ratios measured in one run are the figures to
+compare, and how many CPUs other processes kept busy at the start and end is recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -40,7 +45,25 @@ from bench_train import measure_in_subprocess, mnist_eval_in_subprocess  # noqa:
 
 MODELS = {"pixelcnn": "pixelcnn", "row_lstm": "rowlstm", "diagonal_bilstm": "diagonal_bilstm"}
 SIZES = ("quick", "mnist", "cifar10")
+OPTIONAL = (("bench_sampling", "sampling"), ("bench_distributed", "distributed"))
 GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
+
+
+def busy_cpus(seconds: float = 1.0) -> float:
+    """CPUs kept busy by other processes over ``seconds`` (``/proc/stat``; 0 elsewhere)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1))
 
 
 def matmul_flops(threads: int, n: int = 2048, repeats: int = 7) -> float:
@@ -60,7 +83,7 @@ def matmul_flops(threads: int, n: int = 2048, repeats: int = 7) -> float:
 def steps_for(size: str, impl: str, quick: bool) -> dict:
     """Timed steps: many where a step takes milliseconds (a blip of the shared machine then
     moves the median less), few where it takes seconds (fewest for the CIFAR-10 references,
-    up to a minute a step, timed without a warm-up step)."""
+    up to a minute a step, timed without warm-up steps)."""
     if quick:
         return {"train_steps": 5, "eval_steps": 5, "warmup": 1}
     if size == "cifar10":
@@ -68,11 +91,28 @@ def steps_for(size: str, impl: str, quick: bool) -> dict:
             return {"train_steps": 2, "eval_steps": 2, "warmup": 0}
         return {"train_steps": 3, "eval_steps": 3, "warmup": 1}
     if size == "quick":
-        return {"train_steps": 20, "eval_steps": 20, "warmup": 1}
+        return {"train_steps": 15, "eval_steps": 15, "warmup": 1}
     return {"train_steps": 10, "eval_steps": 10, "warmup": 1}
 
 
-def train_section(quick: bool, threads: int, log) -> dict:
+class Budget:
+    """Wall-clock budget: a subprocess gets what is left (never past the deadline), and a
+    configuration is skipped, with a note in its row, once less than ``floor`` is left."""
+
+    def __init__(self, seconds: float, floor: float = 20.0) -> None:
+        self.deadline, self.floor = time.perf_counter() + seconds, floor
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def run(self, fn, spec: dict, limit: float) -> dict:
+        left = self.left()
+        if left < self.floor:
+            return {**spec, "error": "skipped: the run's time budget is spent"}
+        return fn(spec, timeout=min(limit, left))
+
+
+def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
     peak_before = matmul_flops(threads)
     log(f"dense matmul: {peak_before / 1e9:.0f} GFLOP/s ({threads} threads)")
     rows = []
@@ -82,7 +122,7 @@ def train_section(quick: bool, threads: int, log) -> dict:
             for impl in ("fast", "reference"):
                 spec = {"recipe": recipe, "impl": impl, "threads": threads,
                         **steps_for(size, impl, quick)}
-                row = measure_in_subprocess(spec, timeout=900)
+                row = budget.run(measure_in_subprocess, spec, 900)
                 row["model"], row["size"] = model, size
                 rows.append(row)
                 log(_progress_line(row))
@@ -97,7 +137,7 @@ def train_section(quick: bool, threads: int, log) -> dict:
                 row = next(r for r in rows if r["recipe"] == spec["recipe"] and
                            r["impl"] == "fast")
             else:
-                row = measure_in_subprocess(spec, timeout=300)
+                row = budget.run(measure_in_subprocess, spec, 300)
             memory.append({**row, "model": model})
         log(f"memory {model}: done")
     evals = []
@@ -107,7 +147,7 @@ def train_section(quick: bool, threads: int, log) -> dict:
             n = 1000 if quick or impl == "reference" else None
             spec = {"recipe": f"quick_{short}", "impl": impl, "threads": threads,
                     "max_images": n}
-            row = mnist_eval_in_subprocess(spec, timeout=600)
+            row = budget.run(mnist_eval_in_subprocess, spec, 600)
             row["model"] = model
             evals.append(row)
             log(f"mnist test set, {model} {impl}: "
@@ -285,6 +325,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("train", "sampling", "distributed"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--budget", type=float, default=14.0,
+                        help="minutes for the whole run (default 14); the training section "
+                        "stops starting configurations when its share is spent")
     args = parser.parse_args()
     console = Console()
     if not console.is_terminal:
@@ -294,17 +337,27 @@ def main() -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
 
     start = time.perf_counter()
+    busy = busy_cpus()
     results: dict = {
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
         "threads": args.threads,
         "quick": args.quick,
+        "busy_cpus_at_start": busy,
     }
+    if busy > 0.5:
+        log(f"[yellow]other processes keep {busy:.1f} of {os.cpu_count()} CPUs busy: threads "
+            "wait on each other, and timings can come out several times slower than on an "
+            "idle machine[/yellow]")
+    others = [n for n, k in OPTIONAL if args.only in (None, k) and (HERE / f"{n}.py").is_file()]
+    # Leave the sampling and distributed sections about 4 minutes of the budget.
+    budget = Budget(args.budget * 60 - 120 * len(others))
     if args.only in (None, "train"):
-        results["train"] = train_section(args.quick, args.threads, log)
+        results["train"] = train_section(args.quick, args.threads, log, budget)
         for table in train_tables(results["train"]):
             console.print(table)
-    for name, key in (("bench_sampling", "sampling"), ("bench_distributed", "distributed")):
+    for name, key in OPTIONAL:
         if args.only not in (None, key):
             continue
         section = optional_section(name, args.quick, log)
@@ -317,6 +370,7 @@ def main() -> None:
             console.print(make_table(section["rows"]))
         results[key] = section
     results["wall_s"] = time.perf_counter() - start
+    results["busy_cpus_at_end"] = busy_cpus()
     args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     log(f"wrote {args.out} ({results['wall_s'] / 60:.1f} min); the machine is shared, so "
         "absolute numbers are noisy: compare ratios measured in one run")

@@ -244,7 +244,8 @@ def _diagonal_scan(
             a = torch.baddbmm(
                 gx[..., off * b : (off + size) * b], w_above, states[..., above : above + size * b]
             )
-            a.baddbmm_(w_left, states[..., left : left + size * b])
+            # Out of place on purpose: FlopCounterMode (make bench) does not see baddbmm_.
+            a = torch.baddbmm(a, w_left, states[..., left : left + size * b])
             c_prev = c[..., left : left + size * b]
         cell_forward(a, c_prev, act[..., here], c[..., inner], tc[..., here], states[..., inner],
                      dim=1)
