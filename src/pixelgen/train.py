@@ -345,6 +345,12 @@ def train(
     finally:
         signals.restore()
     if owns_group:
+        # Both ranks reach the end before the group goes away, and the DDP wrapper (which
+        # holds the group) is released first: tearing gloo down under a live reducer or
+        # a peer still in a collective aborts the process at exit.
+        if not interrupted:
+            dist.barrier()
+        del net
         shutdown()
     if dist.is_main and not interrupted:
         _plot(run_dir, recipe)
