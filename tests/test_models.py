@@ -11,9 +11,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import dependency_matrix, tiny_model
 
 import pixelgen
+from conftest import dependency_matrix, tiny_model
 from pixelgen.errors import ConfigError, UnknownModelError
 
 MODELS = pixelgen.list_models()

@@ -90,7 +90,8 @@ def test_sigkill_leaves_last_checkpoint_intact_and_resume_is_exact(tmp_path):
     recipe = load_recipe("quick_pixelcnn", args)
     resumed = train(recipe, run_dir=tmp_path / "killed", resume=True, **quiet)
     full = train(recipe, run_dir=tmp_path / "full", **quiet)
-    a, b = weights(full.run_dir / "checkpoints/last.pt"), weights(resumed.run_dir / "checkpoints/last.pt")
+    a = weights(full.run_dir / "checkpoints/last.pt")
+    b = weights(resumed.run_dir / "checkpoints/last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -47,7 +47,7 @@ def _builder(name: str) -> Callable[..., nn.Module]:
 
 
 def model_hparams(name: str) -> dict[str, Any]:
-    """``{hyperparameter: default}`` for a model; required ones map to ``inspect.Parameter.empty``."""
+    """``{hyperparameter: default}`` for a model (required ones: ``inspect.Parameter.empty``)."""
     sig = inspect.signature(_builder(name))
     return {p.name: p.default for p in sig.parameters.values()}
 
