@@ -31,6 +31,7 @@ measures one configuration and prints its result as the last line, JSON.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -175,6 +176,48 @@ def measure(spec: dict) -> dict:
     }
 
 
+def layer_measure(spec: dict) -> dict:
+    """One recurrent layer alone, fast against reference, in this process: milliseconds
+    of forward + backward (a fixed random upstream gradient) and of a no-grad forward,
+    for the recipe's first recurrent layer (``2h`` maps in, ``h`` out) at its image
+    size, batch 16. The two run alternately, step by step, so that both see the same
+    machine; the median of ``steps`` is kept."""
+    from reference_layers import to_reference
+
+    torch.set_num_threads(spec["threads"])
+    model = build(spec["recipe"], "fast")
+    fast = model.rnns[0]
+    ref = to_reference(copy.deepcopy(fast))
+    channels, _, side = FORMATS[recipe_format(spec["recipe"])]
+    gen = torch.Generator().manual_seed(0)
+    in_maps = model.features
+    x = torch.randn(BATCH, in_maps, side, side, generator=gen, requires_grad=True)
+    grad = torch.randn(BATCH, fast.hidden, side, side, generator=gen)
+
+    def train_step(layer) -> float:
+        t = time.perf_counter()
+        layer(x).backward(grad)
+        return time.perf_counter() - t
+
+    def eval_step(layer) -> float:
+        t = time.perf_counter()
+        with torch.no_grad():
+            layer(x)
+        return time.perf_counter() - t
+
+    times: dict[str, list[float]] = {k: [] for k in ("fast_train", "ref_train", "fast_eval",
+                                                      "ref_eval")}
+    for step in range(spec["steps"] + 1):  # the first round warms up
+        for name, layer in (("fast", fast), ("ref", ref)):
+            train, ev = train_step(layer), eval_step(layer)
+            if step:
+                times[f"{name}_train"].append(train)
+                times[f"{name}_eval"].append(ev)
+    ms = {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
+    return {**spec, **ms, "layer": type(fast).__name__, "hidden": fast.hidden,
+            "image": f"{side}x{side}x{channels}", "in_maps": in_maps}
+
+
 def mnist_eval(spec: dict) -> dict:
     """Seconds for ``pixelgen.evaluate`` over the binarized MNIST test set."""
     from pixelgen.config import load_recipe
@@ -200,7 +243,32 @@ def mnist_eval(spec: dict) -> dict:
     }
 
 
+def _machine_busy_seconds() -> float:
+    """CPU-seconds all processes have used since boot (``/proc/stat``; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _subprocess(spec: dict, timeout: float) -> dict:
+    """Run one task in a fresh process; the result also says how many CPUs *other*
+    processes kept busy meanwhile (``others_busy_cpus``), so that a configuration timed
+    while the shared machine was busy can be told apart and timed again."""
+    busy0, wall0 = _machine_busy_seconds(), time.perf_counter()
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = _run_child(spec, timeout)
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (own1.ru_utime - own0.ru_utime) + (own1.ru_stime - own0.ru_stime)
+    wall = time.perf_counter() - wall0
+    result["others_busy_cpus"] = max(0.0, (_machine_busy_seconds() - busy0 - own) / wall)
+    return result
+
+
+def _run_child(spec: dict, timeout: float) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), str(ROOT / "benchmarks"), env.get("PYTHONPATH", "")]
@@ -227,13 +295,22 @@ def mnist_eval_in_subprocess(spec: dict, timeout: float = 300) -> dict:
     return _subprocess({**spec, "task": "mnist_eval"}, timeout)
 
 
+def layer_in_subprocess(spec: dict, timeout: float = 300) -> dict:
+    return _subprocess({**spec, "task": "layer"}, timeout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="JSON: recipe, impl, threads, steps")
     spec = json.loads(parser.parse_args().spec)
     task = spec.pop("task", "measure")
-    result = mnist_eval(spec) if task == "mnist_eval" else measure(spec)
-    print(json.dumps(result))
+    # As the command line does, for both implementations alike.
+    from pixelgen.runtime import tune_allocator
+
+    tuned = tune_allocator()
+    tasks = {"mnist_eval": mnist_eval, "layer": layer_measure, "measure": measure}
+    result = tasks[task](spec)
+    print(json.dumps({**result, "allocator_tuned": tuned}))
 
 
 if __name__ == "__main__":

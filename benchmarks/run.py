@@ -8,9 +8,14 @@ Sections (``--only`` picks one):
   and the paper's CIFAR-10 size (``cifar10_*``), batch 16, N threads (default 2): training
   and evaluation images/s, FLOPs per image, achieved FLOP/s as a fraction of a 2048x2048
   float32 matmul timed in the same run, peak memory, and the speed-up of the optimized
-  layers over ``reference_layers.py`` (see ``bench_train.py`` for how each is measured).
-  Then memory per pixel and layer (CIFAR-10 models at 16x16 and 32x32), and the time to
-  evaluate the binarized MNIST test set (10,000 images) with each ``quick_*`` model;
+  layers over ``reference_layers.py`` (see ``bench_train.py`` for how each is measured;
+  the ``quick_*`` and ``mnist_*`` ones are the best of two interleaved rounds) with its
+  bound: the speed-up that the optimized model's counted FLOPs would give at the full
+  matmul rate, the most any exact float32 implementation of them could reach here.
+  Then each recurrent layer alone at the MNIST and CIFAR-10 paper sizes against its
+  reference (ms forward + backward, and forward), memory per pixel and layer (CIFAR-10
+  models at 16x16 and 32x32), and the time to evaluate the binarized MNIST test set
+  (10,000 images) with each ``quick_*`` model;
 * ``sampling``: ``bench_sampling.run(quick)``, if that file exists;
 * ``distributed``: ``bench_distributed.run(quick)``, if that file exists.
 
@@ -22,6 +27,8 @@ as skipped. The machine is shared: absolute numbers move with whatever else runs
 2 threads on 2 busy cores, OpenMP threads spin waiting for each other and small
 operations can run many times slower); ratios measured in one run are the figures to
 compare, and how many CPUs other processes kept busy at the start and end is recorded.
+Every process runs with ``pixelgen.runtime.tune_allocator`` applied, as the command line
+does, for the optimized and the reference layers alike.
 """
 
 from __future__ import annotations
@@ -41,12 +48,17 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 
 import torch  # noqa: E402
-from bench_train import measure_in_subprocess, mnist_eval_in_subprocess  # noqa: E402
+from bench_train import (  # noqa: E402
+    layer_in_subprocess,
+    measure_in_subprocess,
+    mnist_eval_in_subprocess,
+)
 
 MODELS = {"pixelcnn": "pixelcnn", "row_lstm": "rowlstm", "diagonal_bilstm": "diagonal_bilstm"}
 SIZES = ("quick", "mnist", "cifar10")
 OPTIONAL = (("bench_sampling", "sampling"), ("bench_distributed", "distributed"))
 GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
+ROUNDS = 2  # rounds of the quick_* and mnist_* configurations (see train_section)
 
 
 def busy_cpus(seconds: float = 1.0) -> float:
@@ -105,11 +117,25 @@ class Budget:
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def run(self, fn, spec: dict, limit: float) -> dict:
+    def run(self, fn, spec: dict, limit: float, log=None) -> dict:
+        """``fn(spec)``; timed again once if other processes kept more than half a CPU
+        busy meanwhile and the budget allows (the less disturbed result is kept)."""
         left = self.left()
         if left < self.floor:
             return {**spec, "error": "skipped: the run's time budget is spent"}
-        return fn(spec, timeout=min(limit, left))
+        row = fn(spec, timeout=min(limit, left))
+        wall = 1 + sum(row.get("train_s", [])) + sum(row.get("eval_s", []))
+        busy = row.get("others_busy_cpus", 0.0)
+        if busy > 0.5 and "error" not in row and self.left() > max(3 * wall, self.floor):
+            if log is not None:
+                log(f"{spec.get('recipe')} {spec.get('impl')}: other processes kept "
+                    f"{busy:.1f} CPUs busy, timing it again")
+            again = fn(spec, timeout=min(limit, self.left()))
+            if "error" not in again and again.get("others_busy_cpus", 0.0) < busy:
+                again["retried"] = True
+                return again
+            row["retried"] = True
+        return row
 
 
 def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
@@ -119,13 +145,34 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
     for size in ("quick",) if quick else SIZES:
         for model, short in MODELS.items():
             recipe = f"{size}_{short}"
-            for impl in ("fast", "reference"):
-                spec = {"recipe": recipe, "impl": impl, "threads": threads,
-                        **steps_for(size, impl, quick)}
-                row = budget.run(measure_in_subprocess, spec, 900)
+            # The quick_* and mnist_* configurations (seconds each) run in ROUNDS
+            # interleaved rounds (fast, reference, fast, reference) and keep each one's
+            # best: interference on the shared machine only ever slows a round down.
+            rounds = 1 if quick or size == "cifar10" else ROUNDS
+            pair: dict[str, list[dict]] = {"fast": [], "reference": []}
+            for _ in range(rounds):
+                for impl in pair:
+                    spec = {"recipe": recipe, "impl": impl, "threads": threads,
+                            **steps_for(size, impl, quick)}
+                    pair[impl].append(budget.run(measure_in_subprocess, spec, 900, log))
+            for tries in pair.values():
+                row = _best(tries)
                 row["model"], row["size"] = model, size
                 rows.append(row)
                 log(_progress_line(row))
+    layers = []
+    for size in ("mnist", "cifar10"):
+        for model, short in MODELS.items():
+            if quick or model == "pixelcnn":
+                continue
+            spec = {"recipe": f"{size}_{short}", "threads": threads,
+                    "steps": 3 if size == "cifar10" else 10}
+            row = budget.run(layer_in_subprocess, spec, 300)
+            row["model"] = model
+            layers.append(row)
+            if "error" not in row:
+                log(f"{spec['recipe']} layer: fast {row['fast_train_ms']:.0f} ms, reference "
+                    f"{row['ref_train_ms']:.0f} ms forward + backward")
     memory = []
     for model, short in MODELS.items():
         if quick:
@@ -147,21 +194,36 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
             n = 1000 if quick or impl == "reference" else None
             spec = {"recipe": f"quick_{short}", "impl": impl, "threads": threads,
                     "max_images": n}
-            row = budget.run(mnist_eval_in_subprocess, spec, 600)
+            row = budget.run(mnist_eval_in_subprocess, spec, 600, log)
             row["model"] = model
             evals.append(row)
             log(f"mnist test set, {model} {impl}: "
                 f"{row.get('seconds_for_test_set', float('nan')):.1f} s")
     peak_after = matmul_flops(threads)
-    peak = statistics.mean([peak_before, peak_after])
+    peak = max(peak_before, peak_after)  # the machine's rate: a busy moment only lowers it
     _derive(rows, peak)
     return {
         "matmul_flops": {"before": peak_before, "after": peak_after, "used": peak},
         "rows": rows,
+        "layers": layers,
         "memory": _memory_rows(memory),
         "mnist_eval": evals,
         "goals": _goals(rows, evals, quick),
     }
+
+
+def _best(tries: list[dict]) -> dict:
+    """One row from the rounds of a configuration: the best training and the best
+    evaluation rate (each round's are kept under ``rounds``)."""
+    ok = [t for t in tries if "error" not in t]
+    if not ok:
+        return tries[0]
+    row = dict(max(ok, key=lambda t: t["train_images_per_s"]))
+    row["eval_images_per_s"] = max(t["eval_images_per_s"] for t in ok)
+    if len(tries) > 1:
+        row["rounds"] = [{"train_images_per_s": t.get("train_images_per_s"),
+                          "eval_images_per_s": t.get("eval_images_per_s")} for t in tries]
+    return row
 
 
 def _progress_line(row: dict) -> str:
@@ -186,6 +248,10 @@ def _derive(rows: list[dict], peak: float) -> None:
         if r["impl"] == "fast" and ref is not None and "error" not in r:
             r["train_speedup"] = r["train_images_per_s"] / ref["train_images_per_s"]
             r["eval_speedup"] = r["eval_images_per_s"] / ref["eval_images_per_s"]
+            # The most any implementation doing the fast layers' matrix products could
+            # gain: all of its counted FLOPs at the dense matmul rate, nothing else.
+            r["train_speedup_bound"] = peak / r["train_flops_per_image"] / ref[
+                "train_images_per_s"]
 
 
 def _memory_rows(memory: list[dict]) -> list[dict]:
@@ -221,8 +287,10 @@ def _goals(rows: list[dict], evals: list[dict], quick: bool) -> list[dict]:
         for model in ("row_lstm", "diagonal_bilstm"):
             r = _row(rows, "cifar10", model, "fast")
             value = r.get("train_speedup", math.nan) if r else math.nan
+            bound = r.get("train_speedup_bound", math.nan) if r else math.nan
             goals.append({"goal": f"{model} CIFAR-10 training >= {GOAL_SPEEDUP:.0f}x reference",
-                          "value": f"{value:.2f}x", "met": value >= GOAL_SPEEDUP})
+                          "value": f"{value:.2f}x (at most {bound:.2f}x at the matmul rate)",
+                          "bound": bound, "met": value >= GOAL_SPEEDUP})
         for model in MODELS:
             r = _row(rows, "cifar10", model, "fast")
             value = r.get("train_fraction_of_matmul", math.nan) if r else math.nan
@@ -243,6 +311,11 @@ def _row(rows: list[dict], size: str, model: str, impl: str) -> dict | None:
                  r["impl"] == impl and "error" not in r), None)
 
 
+def _others(row: dict) -> str:
+    """CPUs other processes kept busy while the row was timed (``*``: timed twice)."""
+    return f"{row.get('others_busy_cpus', 0.0):.1f}" + ("*" if row.get("retried") else "")
+
+
 def _mb(n: float) -> str:
     return f"{n / 2**20:,.0f}"
 
@@ -251,9 +324,11 @@ def train_tables(result: dict):
     from rich.table import Table
 
     peak = result["matmul_flops"]["used"]
-    t = Table(title=f"Training and evaluation, batch 16 (dense matmul {peak / 1e9:.0f} GFLOP/s)")
+    t = Table(title=f"Training and evaluation, batch 16 (dense matmul {peak / 1e9:.0f} GFLOP/s; "
+                    "others: CPUs other processes kept busy meanwhile, * timed twice)")
     cols = ["recipe", "impl", "layers", "train img/s", "eval img/s", "train GFLOP/img",
-            "train GFLOP/s", "% matmul", "train peak MB", "steps", "speed-up train/eval"]
+            "train GFLOP/s", "% matmul", "train peak MB", "steps", "speed-up train/eval",
+            "others"]
     for c in cols:
         left = c in ("recipe", "impl", "layers")
         t.add_column(c, justify="left" if left else "right", no_wrap=left)
@@ -268,9 +343,24 @@ def train_tables(result: dict):
             f"{r['train_images_per_s']:.2f}", f"{r['eval_images_per_s']:.1f}",
             f"{r['train_flops_per_image'] / 1e9:.2f}", f"{r['train_flops_per_s'] / 1e9:.1f}",
             f"{r['train_fraction_of_matmul']:.0%}", _mb(r["train_peak_bytes"]),
-            str(r["train_steps"]), speed,
+            str(r["train_steps"]), speed, _others(r),
         )
     tables = [t]
+    if result.get("layers"):
+        lt = Table(title="One recurrent layer alone (2h maps in, h out, batch 16): ms per call")
+        for c in ("recipe", "layer", "image", "h", "train fast", "train reference",
+                  "speed-up", "eval fast", "eval reference", "speed-up "):
+            lt.add_column(c, justify="left" if c in ("recipe", "layer", "image") else "right")
+        for r in result["layers"]:
+            if "error" in r:
+                lt.add_row(r["recipe"], r["error"][:60])
+                continue
+            lt.add_row(r["recipe"], r["layer"], r["image"], str(r["hidden"]),
+                       f"{r['fast_train_ms']:.1f}", f"{r['ref_train_ms']:.1f}",
+                       f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
+                       f"{r['fast_eval_ms']:.1f}", f"{r['ref_eval_ms']:.1f}",
+                       f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x")
+        tables.append(lt)
     if result["memory"]:
         m = Table(title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
                   "at two image sizes; bytes/pixel = growth / (16 images x added pixels))")
@@ -284,14 +374,15 @@ def train_tables(result: dict):
                       f"{r['bytes_per_pixel']:,.0f}", f"{r['bytes_per_pixel_per_layer']:,.0f}")
         tables.append(m)
     e = Table(title="Evaluating the binarized MNIST test set with the quick_* models")
-    for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000"):
+    for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000",
+              "others"):
         e.add_column(c, justify="left" if c in ("recipe", "impl") else "right")
     for r in result["mnist_eval"]:
         if "error" in r:
             e.add_row(r["recipe"], r["impl"], r["error"][:60])
             continue
         e.add_row(f"{r['recipe']}", r["impl"], str(r["images"]), str(r["batch_size"]),
-                  f"{r['seconds']:.1f}", f"{r['seconds_for_test_set']:.1f}")
+                  f"{r['seconds']:.1f}", f"{r['seconds_for_test_set']:.1f}", _others(r))
     tables.append(e)
     g = Table(title="Goals")
     for c in ("goal", "value", "met"):
@@ -336,9 +427,12 @@ def main() -> None:
     def log(msg: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
 
+    from pixelgen.runtime import tune_allocator
+
     start = time.perf_counter()
     busy = busy_cpus()
     results: dict = {
+        "allocator_tuned": tune_allocator(),  # as the command line does; see runtime.py
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),

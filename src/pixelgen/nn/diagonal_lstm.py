@@ -26,7 +26,9 @@ and the export path keep):
   a zero row before and after it, so the states of rows ``i - 1`` and ``i`` of the
   previous column are two overlapping views (no padding, no masking). The skew is one
   ``index_select`` of the input pixels (before the input-to-state product, which has
-  twice as many maps out as in), the unskew one per direction;
+  twice as many maps out as in), the unskew one per direction; their backward passes
+  are gathers as well (:class:`_Gather`), and the output is made contiguous once for
+  the 1x1 projections that read it;
 * gates sit on an outer dimension (``(2, 4h, positions)``), so each gate block of a step
   is one contiguous stretch of memory for the elementwise LSTM update;
 * the recurrence is one hand-written autograd function (:class:`_DiagonalRecurrence`)
@@ -134,7 +136,8 @@ class DiagonalBiLSTM(nn.Module):
         # right-to-left one mirrored), gathered before the input-to-state product because
         # its input has half the maps of its output.
         pixels = x.permute(1, 2, 3, 0).reshape(i, height * width, b)  # (I, HW, B)
-        packed = pixels.index_select(1, plan.gather).view(i, 2, -1).transpose(0, 1)
+        packed = _Gather.apply(pixels, plan.gather, plan.gather_inverse)  # (I, 2*HW, B)
+        packed = packed.view(i, 2, -1).transpose(0, 1)  # (2, I, HW*B)
         # Input-to-state of both directions: one batched product, bias fused.
         conv_l, conv_r = self.left.input_to_state, self.right.input_to_state
         w_in = torch.stack([conv_l.masked_weight(), conv_r.masked_weight()])[..., 0, 0]
@@ -148,11 +151,13 @@ class DiagonalBiLSTM(nn.Module):
                 states = _diagonal_scan(gx, w_ss.to(gx.dtype), plan, save=False)[0]
         # Unskew: left-to-right at (i, j) plus right-to-left at (i - 1, j).
         states = states.view(2, n, -1, b)  # (2, h, padded, B)
-        out = states[0].index_select(1, plan.left_out)  # (h, HW, B)
+        out = _Gather.apply(states[0], plan.left_out, plan.left_out_inverse)  # (h, HW, B)
         if height > 1:
-            shifted = states[1].index_select(1, plan.right_out)  # (h, HW - W, B)
-            out = torch.cat([out[:, :width], out[:, width:] + shifted], dim=1)
-        return out.view(n, height, width, b).permute(3, 0, 1, 2)  # (B, h, H, W)
+            shifted = _Gather.apply(states[1], plan.right_out, plan.right_out_inverse)
+            out[:, width:] += shifted  # (h, HW - W, B): row i gets R2L's row i - 1
+        # Contiguous for the 1x1 projections that read it (a strided input makes their
+        # batched products fall back to one small product and copy per image).
+        return out.permute(2, 0, 1).contiguous().view(b, n, height, width)  # (B, h, H, W)
 
 
 class _Plan:
@@ -199,6 +204,44 @@ class _Plan:
         self.prev_above, self.prev_left = as_index(above), as_index(before)
         self.left_out = as_index(left_out)
         self.right_out = as_index(right_out[: hw - width])  # pixel (i - 1, j) for row i >= 1
+        # The same gathers read backwards (see _Gather): source position -> where it went.
+        self.gather_inverse = (as_index(_inverse(left, hw)),
+                               as_index([hw + q for q in _inverse(right, hw)]))
+        self.left_out_inverse = (as_index(_inverse(left_out, self.padded)),)
+        self.right_out_inverse = (as_index(_inverse(right_out[: hw - width], self.padded)),)
+
+
+def _inverse(index: list[int], size: int) -> list[int]:
+    """For a gather ``out[q] = src[index[q]]`` that reads no position twice: for each of
+    the ``size`` source positions, the ``q`` that read it, or ``len(index)`` if none."""
+    inv = [len(index)] * size
+    for q, p in enumerate(index):
+        inv[p] = q
+    return inv
+
+
+class _Gather(torch.autograd.Function):
+    """``x.index_select(1, index)`` whose backward is gathers too.
+
+    ``inverse`` holds one index per copy of a source position (``_inverse`` of each part
+    of ``index`` that reads no position twice), pointing past the end where a position was
+    not read. The gradient is then the sum of those gathers from the output gradient with
+    one zero slice appended: faster than ``index_select``'s own backward (``index_add_``
+    into zeros, which is slow on CPU), same values.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: tuple) -> torch.Tensor:
+        ctx.inverse = inverse
+        return x.index_select(1, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        padded = F.pad(grad, (0, 0, 0, 1))  # one zero slice at the end of dim 1
+        out = padded.index_select(1, ctx.inverse[0])
+        for inv in ctx.inverse[1:]:
+            out += padded.index_select(1, inv)
+        return out, None, None
 
 
 _PLANS: dict[tuple[int, int, torch.device], _Plan] = {}

@@ -1,12 +1,12 @@
 """Masked convolution (§3.4): ``conv2d(x, weight * mask)`` with a causal mask buffer.
 
-Speed, same outputs: a 1x1 convolution (residual, skip and output layers, the Diagonal
-BiLSTM's input-to-state) runs as one batched matrix product with the bias add fused
-(``baddbmm``), faster on CPU than the generic convolution, backward included; a ``1 x k``
-kernel (the Row LSTM's input-to-state) drops its columns right of the centre, which the
-mask always zeroes. ``weight * mask`` is recomputed at every call, so an optimizer step
-can never leave a stale masked weight behind. Under tracing (``pixelgen export``) the
-plain ``conv2d`` is used."""
+Speed, same outputs: a 1x1 convolution (residual, skip, output and PixelCNN 1x1 layers)
+runs as one batched matrix product with the bias add fused (``baddbmm``), faster on CPU
+than the generic convolution, backward included; a ``1 x k`` kernel (the Row LSTM's
+input-to-state) drops its columns right of the centre, which the mask always zeroes.
+``weight * mask`` is recomputed at every call, so an optimizer step can never leave a
+stale masked weight behind. Under tracing (``pixelgen export``) the plain ``conv2d`` is
+used."""
 
 from __future__ import annotations
 
