@@ -247,7 +247,8 @@ def _machine_busy_seconds() -> float:
     """CPU-seconds all processes have used since boot (``/proc/stat``; 0 elsewhere)."""
     try:
         with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
+            # user nice system idle iowait irq softirq steal (guest time is already in user)
+            values = [int(v) for v in f.readline().split()[1:9]]
     except (OSError, ValueError):
         return 0.0
     idle = values[3] + values[4]  # idle, iowait

@@ -1,7 +1,9 @@
 """Render ``benchmarks/results.json`` as the Markdown tables of the README's "Speed" section.
 
-``python benchmarks/readme_tables.py [results.json]`` prints them; the README's tables are
-pasted from this output, so that no figure is copied by hand.
+``python benchmarks/readme_tables.py [results.json]`` prints them (and the allocator table
+of ``bench_allocator.py`` from ``results_allocator.json`` beside it, when present); the
+README's tables are pasted from this output, so that none of their figures is copied by
+hand.
 """
 
 from __future__ import annotations
@@ -97,6 +99,13 @@ def distributed(result: dict) -> str:
     return _table(["recipe", "processes × threads", "images/s"], rows)
 
 
+def allocator(path: Path) -> str:
+    """``bench_allocator.py``'s table, from its own results file."""
+    from bench_allocator import markdown
+
+    return markdown(json.loads(path.read_text())["rows"])
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json"
     result = json.loads(path.read_text())
@@ -109,6 +118,9 @@ def main() -> None:
             print(f"<!-- {name} -->\n{fn(result)}\n")
         except KeyError as exc:
             print(f"<!-- {name}: missing {exc} -->\n")
+    alloc = path.with_name("results_allocator.json")
+    if alloc.is_file():
+        print(f"<!-- allocator -->\n{allocator(alloc)}\n")
 
 
 if __name__ == "__main__":

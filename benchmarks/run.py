@@ -66,7 +66,7 @@ def busy_cpus(seconds: float = 1.0) -> float:
 
     def sample() -> tuple[int, int]:
         with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
+            values = [int(v) for v in f.readline().split()[1:9]]  # guest is in user
         return sum(values), values[3] + values[4]  # total, idle + iowait
 
     try:
@@ -124,7 +124,8 @@ class Budget:
         if left < self.floor:
             return {**spec, "error": "skipped: the run's time budget is spent"}
         row = fn(spec, timeout=min(limit, left))
-        wall = 1 + sum(row.get("train_s", [])) + sum(row.get("eval_s", []))
+        wall = 1 + sum(row.get("train_s", [])) + sum(row.get("eval_s", [])) + row.get(
+            "seconds", 0.0)  # training rows time steps; evaluation rows, one pass
         busy = row.get("others_busy_cpus", 0.0)
         if busy > 0.5 and "error" not in row and self.left() > max(3 * wall, self.floor):
             if log is not None:
@@ -213,13 +214,17 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
 
 
 def _best(tries: list[dict]) -> dict:
-    """One row from the rounds of a configuration: the best training and the best
-    evaluation rate (each round's are kept under ``rounds``)."""
+    """One row from the rounds of a configuration: the training figures of the round that
+    trained fastest, the evaluation figures of the one that evaluated fastest (each
+    round's rates are kept under ``rounds``)."""
     ok = [t for t in tries if "error" not in t]
     if not ok:
         return tries[0]
     row = dict(max(ok, key=lambda t: t["train_images_per_s"]))
-    row["eval_images_per_s"] = max(t["eval_images_per_s"] for t in ok)
+    best_eval = max(ok, key=lambda t: t["eval_images_per_s"])
+    for key in ("eval_images_per_s", "eval_s", "eval_peak_bytes"):
+        if key in best_eval:
+            row[key] = best_eval[key]
     if len(tries) > 1:
         row["rounds"] = [{"train_images_per_s": t.get("train_images_per_s"),
                           "eval_images_per_s": t.get("eval_images_per_s")} for t in tries]

@@ -24,8 +24,11 @@ def _row(impl: str, train: float, eval_: float, flops: float = 1e9) -> dict:
 
 def test_best_of_rounds_keeps_each_best_rate():
     a, b = _row("fast", 10.0, 50.0), _row("fast", 12.0, 40.0)
+    a["eval_s"], b["eval_s"] = [0.32], [0.4]
+    a["train_s"], b["train_s"] = [1.6], [1.33]
     best = bench._best([a, b])
-    assert best["train_images_per_s"] == 12.0 and best["eval_images_per_s"] == 50.0
+    assert best["train_images_per_s"] == 12.0 and best["train_s"] == [1.33]
+    assert best["eval_images_per_s"] == 50.0 and best["eval_s"] == [0.32]
     assert [r["train_images_per_s"] for r in best["rounds"]] == [10.0, 12.0]
     failed = {"recipe": "x", "impl": "fast", "error": "over the limit"}
     assert bench._best([failed, a])["train_images_per_s"] == 10.0
@@ -56,3 +59,16 @@ def test_markdown_tables_render_every_row():
     assert lines[0].startswith("Dense float32 matmul in the same run: 160 GFLOP/s")
     assert sum(line.startswith("| cifar10_rowlstm") for line in lines) == 2
     assert "1.50× / 1.12× (at most 2.00×)" in text
+
+
+def test_allocator_table_renders_both_modes():
+    import bench_allocator
+
+    run = {"train_step_s": 2.0, "eval_step_s": 1.0, "train_peak_bytes": 2**30}
+    rows = [{"recipe": "cifar10_rowlstm", "impl": "fast", "default": run,
+             "tuned": {**run, "train_step_s": 1.0}},
+            {"recipe": "cifar10_rowlstm", "impl": "reference", "default": {"error": "x"},
+             "tuned": run}]
+    text = bench_allocator.markdown(rows).splitlines()
+    assert "2.00 → 1.00 (2.00×)" in text[2] and "1,024 → 1,024" in text[2]
+    assert "failed" in text[3]

@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
 
     Typer (standalone mode) handles usage errors and ``--help`` itself and exits through
     ``SystemExit``; our own errors come out of it as exceptions and are printed here."""
-    tune_allocator()  # large tensors stay in the heap: fewer page faults per step
     try:
         app(args=argv, prog_name="pixelgen")
     except SystemExit as exc:
@@ -67,4 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    """The ``pixelgen`` script and ``python -m pixelgen``: the whole process is ours, so its
+    allocator is set here (not in :func:`main`, which tests and other programs call)."""
+    tune_allocator()  # large tensors stay in the heap: fewer page faults per step
     sys.exit(main())

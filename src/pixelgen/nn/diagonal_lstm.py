@@ -205,18 +205,23 @@ class _Plan:
         self.left_out = as_index(left_out)
         self.right_out = as_index(right_out[: hw - width])  # pixel (i - 1, j) for row i >= 1
         # The same gathers read backwards (see _Gather): source position -> where it went.
-        self.gather_inverse = (as_index(_inverse(left, hw)),
-                               as_index([hw + q for q in _inverse(right, hw)]))
-        self.left_out_inverse = (as_index(_inverse(left_out, self.padded)),)
-        self.right_out_inverse = (as_index(_inverse(right_out[: hw - width], self.padded)),)
+        # The skew reads every pixel once per direction, so it has one inverse per half.
+        self.gather_inverse = (as_index(_inverse(left, hw, missing=2 * hw)),
+                               as_index(_inverse(right, hw, missing=2 * hw, offset=hw)))
+        self.left_out_inverse = (as_index(_inverse(left_out, self.padded, missing=hw)),)
+        shifted = right_out[: hw - width]
+        self.right_out_inverse = (as_index(_inverse(shifted, self.padded, missing=hw - width)),)
 
 
-def _inverse(index: list[int], size: int) -> list[int]:
-    """For a gather ``out[q] = src[index[q]]`` that reads no position twice: for each of
-    the ``size`` source positions, the ``q`` that read it, or ``len(index)`` if none."""
-    inv = [len(index)] * size
+def _inverse(index: list[int], size: int, *, missing: int, offset: int = 0) -> list[int]:
+    """For a gather ``out[offset + q] = src[index[q]]`` that reads no position twice: for
+    each of the ``size`` source positions, the output position that read it, or
+    ``missing`` (the zero slice :class:`_Gather` appends) if none did."""
+    if len(set(index)) != len(index):
+        raise ValueError("_inverse: the gather reads a position twice")
+    inv = [missing] * size
     for q, p in enumerate(index):
-        inv[p] = q
+        inv[p] = offset + q
     return inv
 
 
@@ -224,20 +229,21 @@ class _Gather(torch.autograd.Function):
     """``x.index_select(1, index)`` whose backward is gathers too.
 
     ``inverse`` holds one index per copy of a source position (``_inverse`` of each part
-    of ``index`` that reads no position twice), pointing past the end where a position was
-    not read. The gradient is then the sum of those gathers from the output gradient with
-    one zero slice appended: faster than ``index_select``'s own backward (``index_add_``
-    into zeros, which is slow on CPU), same values.
+    of ``index`` that reads no position twice), pointing at the appended zero slice where
+    a position was not read. The gradient is then the sum of those gathers from the output
+    gradient with one zero slice appended: faster than ``index_select``'s own backward
+    (``index_add_`` into zeros, which is slow on CPU), same values.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: tuple) -> torch.Tensor:
+        assert x.dim() == 3, "gathers along dim 1 of (maps, positions, batch)"
         ctx.inverse = inverse
         return x.index_select(1, index)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        padded = F.pad(grad, (0, 0, 0, 1))  # one zero slice at the end of dim 1
+        padded = F.pad(grad, (0, 0, 0, 1))  # (C, N + 1, B): a zero slice at position N
         out = padded.index_select(1, ctx.inverse[0])
         for inv in ctx.inverse[1:]:
             out += padded.index_select(1, inv)
