@@ -1,7 +1,7 @@
 """What ``pixelgen.runtime.tune_allocator`` buys: glibc's default allocator against the
 tuned one, for the fast and the reference layers at the CIFAR-10 paper sizes.
 
-``python benchmarks/bench_allocator.py`` (about 7 minutes on 2 cores; not part of ``make
+``python benchmarks/bench_allocator.py`` (about 11 minutes on 2 cores; not part of ``make
 bench``, which runs everything tuned) measures each configuration in a fresh process
 (``bench_train.measure``: seconds per training and evaluation step, batch 16, peak
 memory) once with ``PIXELGEN_MALLOC=default`` and once tuned, prints a table and writes
