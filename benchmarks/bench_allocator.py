@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 
+import readme_tables  # noqa: E402
 from bench_train import measure_in_subprocess  # noqa: E402
 
 CONFIGS = [(recipe, impl) for recipe in ("cifar10_rowlstm", "cifar10_diagonal_bilstm")
@@ -49,22 +50,6 @@ def run(threads: int = 2) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| recipe | impl | train step (s): glibc default → tuned | eval step (s): default → "
-             "tuned | peak train memory (MiB): default → tuned |", "|---|---|---|---|---|"]
-    for r in rows:
-        a, b = r.get("default", {}), r.get("tuned", {})
-        if "train_step_s" not in a or "train_step_s" not in b:
-            lines.append(f"| {r['recipe']} | {r['impl']} | failed | | |")
-            continue
-        lines.append(
-            f"| {r['recipe']} | {r['impl']} | {a['train_step_s']:.2f} → {b['train_step_s']:.2f} "
-            f"({a['train_step_s'] / b['train_step_s']:.2f}×) | {a['eval_step_s']:.2f} → "
-            f"{b['eval_step_s']:.2f} ({a['eval_step_s'] / b['eval_step_s']:.2f}×) | "
-            f"{a['train_peak_bytes'] / 2**20:,.0f} → {b['train_peak_bytes'] / 2**20:,.0f} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -72,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.threads)
     args.out.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1) + "\n")
-    print(markdown(rows))
+    print(readme_tables.allocator(rows))
 
 
 if __name__ == "__main__":

@@ -243,7 +243,7 @@ def mnist_eval(spec: dict) -> dict:
     }
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     """CPU-seconds all processes have used since boot (``/proc/stat``; 0 elsewhere)."""
     try:
         with open("/proc/stat") as f:
@@ -259,13 +259,13 @@ def _subprocess(spec: dict, timeout: float) -> dict:
     """Run one task in a fresh process; the result also says how many CPUs *other*
     processes kept busy meanwhile (``others_busy_cpus``), so that a configuration timed
     while the shared machine was busy can be told apart and timed again."""
-    busy0, wall0 = _machine_busy_seconds(), time.perf_counter()
+    busy0, wall0 = machine_busy_seconds(), time.perf_counter()
     own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = _run_child(spec, timeout)
     own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = (own1.ru_utime - own0.ru_utime) + (own1.ru_stime - own0.ru_stime)
     wall = time.perf_counter() - wall0
-    result["others_busy_cpus"] = max(0.0, (_machine_busy_seconds() - busy0 - own) / wall)
+    result["others_busy_cpus"] = max(0.0, (machine_busy_seconds() - busy0 - own) / wall)
     return result
 
 

@@ -99,11 +99,26 @@ def distributed(result: dict) -> str:
     return _table(["recipe", "processes × threads", "images/s"], rows)
 
 
-def allocator(path: Path) -> str:
-    """``bench_allocator.py``'s table, from its own results file."""
-    from bench_allocator import markdown
-
-    return markdown(json.loads(path.read_text())["rows"])
+def allocator(rows: list[dict]) -> str:
+    """``bench_allocator.py``'s rows: each configuration with glibc's default allocator and
+    tuned."""
+    out = []
+    for r in rows:
+        a, b = r.get("default", {}), r.get("tuned", {})
+        if "train_step_s" not in a or "train_step_s" not in b:
+            out.append([r["recipe"], r["impl"], "failed", "", ""])
+            continue
+        out.append([
+            r["recipe"], r["impl"],
+            f"{a['train_step_s']:.2f} → {b['train_step_s']:.2f} "
+            f"({a['train_step_s'] / b['train_step_s']:.2f}×)",
+            f"{a['eval_step_s']:.2f} → {b['eval_step_s']:.2f} "
+            f"({a['eval_step_s'] / b['eval_step_s']:.2f}×)",
+            f"{a['train_peak_bytes'] / 2**20:,.0f} → {b['train_peak_bytes'] / 2**20:,.0f}",
+        ])
+    head = ["recipe", "impl", "train step (s): glibc default → tuned",
+            "eval step (s): default → tuned", "peak train memory (MiB): default → tuned"]
+    return _table(head, out)
 
 
 def main() -> None:
@@ -120,7 +135,8 @@ def main() -> None:
             print(f"<!-- {name}: missing {exc} -->\n")
     alloc = path.with_name("results_allocator.json")
     if alloc.is_file():
-        print(f"<!-- allocator -->\n{allocator(alloc)}\n")
+        rows = json.loads(alloc.read_text())["rows"]
+        print(f"<!-- allocator -->\n{allocator(rows)}\n")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 import torch  # noqa: E402
 from bench_train import (  # noqa: E402
     layer_in_subprocess,
+    machine_busy_seconds,
     measure_in_subprocess,
     mnist_eval_in_subprocess,
 )
@@ -62,20 +63,11 @@ ROUNDS = 2  # rounds of the quick_* and mnist_* configurations (see train_sectio
 
 
 def busy_cpus(seconds: float = 1.0) -> float:
-    """CPUs kept busy by other processes over ``seconds`` (``/proc/stat``; 0 elsewhere)."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:9]]  # guest is in user
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+    """CPUs kept busy by other processes over ``seconds``, while this one sleeps (0 where
+    ``/proc/stat`` is missing)."""
+    busy0, wall0 = machine_busy_seconds(), time.perf_counter()
+    time.sleep(seconds)
+    return max(0.0, (machine_busy_seconds() - busy0) / (time.perf_counter() - wall0))
 
 
 def matmul_flops(threads: int, n: int = 2048, repeats: int = 7) -> float:

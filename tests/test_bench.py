@@ -62,13 +62,11 @@ def test_markdown_tables_render_every_row():
 
 
 def test_allocator_table_renders_both_modes():
-    import bench_allocator
-
     run = {"train_step_s": 2.0, "eval_step_s": 1.0, "train_peak_bytes": 2**30}
     rows = [{"recipe": "cifar10_rowlstm", "impl": "fast", "default": run,
              "tuned": {**run, "train_step_s": 1.0}},
             {"recipe": "cifar10_rowlstm", "impl": "reference", "default": {"error": "x"},
              "tuned": run}]
-    text = bench_allocator.markdown(rows).splitlines()
+    text = readme_tables.allocator(rows).splitlines()
     assert "2.00 → 1.00 (2.00×)" in text[2] and "1,024 → 1,024" in text[2]
     assert "failed" in text[3]
