@@ -16,8 +16,9 @@ cli_app = importlib.import_module("pixelgen.cli.app")  # the package exports `ap
 
 # A child process allocates 64 MiB with malloc and reports how many bytes glibc served
 # through mmap for it (growth of mallinfo2().hblkhd), then frees it and reports how much
-# the heap grew meanwhile and kept (mallinfo2().arena): all mmap and no heap growth by
-# default; no mmap, and the heap kept after the free, once tuned.
+# the heap grew meanwhile and kept (mallinfo2().arena, plus the free space it already had):
+# all mmap and no heap growth by default; no mmap, and the heap kept after the free, once
+# tuned.
 PROBE = textwrap.dedent(
     """
     import ctypes, sys
@@ -38,7 +39,9 @@ PROBE = textwrap.dedent(
     ctypes.memset(p, 1, 64 << 20)
     mmapped = libc.mallinfo2().hblkhd - before.hblkhd
     libc.free(p)
-    print(int(tuned), mmapped, libc.mallinfo2().arena - before.arena)
+    # The block may reuse free space the heap already had (before.fordblks), so what the
+    # heap holds for it is its growth plus that space.
+    print(int(tuned), mmapped, libc.mallinfo2().arena - before.arena + before.fordblks)
     """
 )
 
