@@ -23,8 +23,11 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 import readme_tables  # noqa: E402
 from bench_train import measure_in_subprocess  # noqa: E402
 
-CONFIGS = [(recipe, impl) for recipe in ("cifar10_rowlstm", "cifar10_diagonal_bilstm")
-           for impl in ("fast", "reference")]
+CONFIGS = [
+    (recipe, impl)
+    for recipe in ("cifar10_rowlstm", "cifar10_diagonal_bilstm")
+    for impl in ("fast", "reference")
+]
 MODES = {"default": "default", "tuned": "on"}  # PIXELGEN_MALLOC values
 
 
@@ -34,16 +37,24 @@ def run(threads: int = 2) -> list[dict]:
         row = {"recipe": recipe, "impl": impl}
         for mode, value in MODES.items():
             os.environ["PIXELGEN_MALLOC"] = value  # the child process inherits it
-            spec = {"recipe": recipe, "impl": impl, "threads": threads, "train_steps": 3,
-                    "eval_steps": 2, "warmup": 1}
+            spec = {
+                "recipe": recipe,
+                "impl": impl,
+                "threads": threads,
+                "train_steps": 3,
+                "eval_steps": 2,
+                "warmup": 1,
+            }
             r = measure_in_subprocess(spec, timeout=900)
             if "error" in r:
                 row[mode] = {"error": r["error"]}
                 continue
-            row[mode] = {"train_step_s": statistics.median(r["train_s"]),
-                         "eval_step_s": statistics.median(r["eval_s"]),
-                         "train_peak_bytes": r["train_peak_bytes"],
-                         "allocator_tuned": r["allocator_tuned"]}
+            row[mode] = {
+                "train_step_s": statistics.median(r["train_s"]),
+                "eval_step_s": statistics.median(r["eval_s"]),
+                "train_peak_bytes": r["train_peak_bytes"],
+                "allocator_tuned": r["allocator_tuned"],
+            }
         os.environ.pop("PIXELGEN_MALLOC", None)
         rows.append(row)
         print(json.dumps(row), flush=True)

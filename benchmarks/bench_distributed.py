@@ -44,16 +44,28 @@ def _env(threads: int) -> dict[str, str]:
 
 def train_rate(recipe: str, processes: int, threads: int, steps: int, log_every: int) -> dict:
     """Run ``pixelgen train`` and read its logged images/s (after the first window)."""
-    sets = [f"train.max_steps={steps}", f"train.log_every={log_every}",
-            f"train.eval_every={steps}", f"train.checkpoint_every={steps}",
-            "train.eval_max_images=32", "train.device=cpu", "sample.n=1"]
+    sets = [
+        f"train.max_steps={steps}",
+        f"train.log_every={log_every}",
+        f"train.eval_every={steps}",
+        f"train.checkpoint_every={steps}",
+        "train.eval_max_images=32",
+        "train.device=cpu",
+        "sample.n=1",
+    ]
     with tempfile.TemporaryDirectory(prefix="pixelgen-bench-") as tmp:
         out = Path(tmp) / "run"
         args = ["-m", "pixelgen", "train", recipe, "--no-progress", "--out", str(out)]
         args += [a for s in sets for a in ("--set", s)]
         if processes > 1:
-            launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                      "--nproc-per-node", str(processes)]
+            launch = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc-per-node",
+                str(processes),
+            ]
         else:
             launch = [sys.executable]
         t = time.perf_counter()
@@ -76,11 +88,17 @@ def run(quick: bool) -> list[dict]:
         for processes, threads in LAYOUTS:
             r = train_rate(recipe, processes, threads, steps, log_every)
             base = base or r["images_per_s"]
-            rows.append({
-                "recipe": recipe, "processes": processes, "threads_per_process": threads,
-                "global_batch": 32, "steps": steps, **r,
-                "speedup": r["images_per_s"] / base,
-            })
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "processes": processes,
+                    "threads_per_process": threads,
+                    "global_batch": 32,
+                    "steps": steps,
+                    **r,
+                    "speedup": r["images_per_s"] / base,
+                }
+            )
     return rows
 
 
@@ -91,16 +109,29 @@ def table(rows: list[dict]):
     for col in ("recipe", "processes", "threads each", "images/s", "speed-up", "windows"):
         t.add_column(col, justify="left" if col == "recipe" else "right")
     for r in rows:
-        t.add_row(r["recipe"], str(r["processes"]), str(r["threads_per_process"]),
-                  f"{r['images_per_s']:.0f}", f"{r['speedup']:.2f}x", str(r["windows"]))
+        t.add_row(
+            r["recipe"],
+            str(r["processes"]),
+            str(r["threads_per_process"]),
+            f"{r['images_per_s']:.0f}",
+            f"{r['speedup']:.2f}x",
+            str(r["windows"]),
+        )
     return t
 
 
 # ---------------------------------------------------------------------------- GPU
 
 
-def gpu_step_rate(model_name: str, precision: str, compile: bool, batch: int, steps: int,
-                  warmup: int, device: str = "cuda") -> dict:
+def gpu_step_rate(
+    model_name: str,
+    precision: str,
+    compile: bool,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: str = "cuda",
+) -> dict:
     """Images/s of pixelgen's training step for one ``cifar10_*`` model on ``device``."""
     import torch
     import torch.nn.functional as F
@@ -116,8 +147,9 @@ def gpu_step_rate(model_name: str, precision: str, compile: bool, batch: int, st
         torch.cuda.reset_peak_memory_stats()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
-    model = pixelgen.create_model(recipe.model.name, channels=3, levels=256,
-                                  **recipe.model.kwargs()).to(device)
+    model = pixelgen.create_model(
+        recipe.model.name, channels=3, levels=256, **recipe.model.kwargs()
+    ).to(device)
     net = torch.compile(model) if compile else model
     opt = make_optimizer(recipe, model.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -149,26 +181,38 @@ def gpu_step_rate(model_name: str, precision: str, compile: bool, batch: int, st
     sync()
     elapsed = time.perf_counter() - t
     return {
-        "model": model_name, "precision": precision, "compile": compile, "batch": batch,
-        "images_per_s": steps * batch / elapsed, "first_step_s": first,
+        "model": model_name,
+        "precision": precision,
+        "compile": compile,
+        "batch": batch,
+        "images_per_s": steps * batch / elapsed,
+        "first_step_s": first,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
 
 
-def run_gpu(batch: int = 16, steps: int = 20, warmup: int = 3, compile_timeout: float = 75,
-            compile_precisions: tuple[str, ...] = ("bf16",), device: str = "cuda",
-            models: tuple[str, ...] = tuple(MODELS)) -> list[dict]:
+def run_gpu(
+    batch: int = 16,
+    steps: int = 20,
+    warmup: int = 3,
+    compile_timeout: float = 75,
+    compile_precisions: tuple[str, ...] = ("bf16",),
+    device: str = "cuda",
+    models: tuple[str, ...] = tuple(MODELS),
+) -> list[dict]:
     """fp32 and bf16 eager for each model in this process; each compiled configuration in
     a subprocess killed after ``compile_timeout`` seconds (reported as such)."""
     rows = []
     for model_name in models:
         for precision in ("fp32", "bf16"):
-            rows.append(gpu_step_rate(model_name, precision, False, batch, steps, warmup,
-                                      device))
+            rows.append(gpu_step_rate(model_name, precision, False, batch, steps, warmup, device))
         for precision in compile_precisions:
-            rows.append(_compiled_in_subprocess(model_name, precision, batch, steps, warmup,
-                                                compile_timeout, device))
+            rows.append(
+                _compiled_in_subprocess(
+                    model_name, precision, batch, steps, warmup, compile_timeout, device
+                )
+            )
     eager = {(r["model"], r["precision"]): r["images_per_s"] for r in rows if not r["compile"]}
     for r in rows:
         base = eager.get((r["model"], "fp32"))
@@ -176,16 +220,22 @@ def run_gpu(batch: int = 16, steps: int = 20, warmup: int = 3, compile_timeout: 
     return rows
 
 
-def _compiled_in_subprocess(model_name, precision, batch, steps, warmup, timeout,
-                            device) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
-            "from bench_distributed import gpu_step_rate; "
-            f"print('ROW', json.dumps(gpu_step_rate({model_name!r}, {precision!r}, True, "
-            f"{batch}, {steps}, {warmup}, {device!r})))")
+def _compiled_in_subprocess(model_name, precision, batch, steps, warmup, timeout, device) -> dict:
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+        "from bench_distributed import gpu_step_rate; "
+        f"print('ROW', json.dumps(gpu_step_rate({model_name!r}, {precision!r}, True, "
+        f"{batch}, {steps}, {warmup}, {device!r})))"
+    )
     row = {"model": model_name, "precision": precision, "compile": True, "batch": batch}
     try:
-        proc = subprocess.run([sys.executable, "-c", code], env=_env(4), capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=_env(4),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {**row, "images_per_s": None, "error": f"compile+run over {timeout:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("ROW ")]
@@ -199,14 +249,26 @@ def gpu_table(rows: list[dict]):
     from rich.table import Table
 
     t = Table(title="Training step on the GPU, CIFAR-10 paper models (32x32x3, 256 levels)")
-    cols = ("model", "precision", "compile", "batch", "images/s", "vs fp32 eager",
-            "first step s", "peak GiB", "note")
+    cols = (
+        "model",
+        "precision",
+        "compile",
+        "batch",
+        "images/s",
+        "vs fp32 eager",
+        "first step s",
+        "peak GiB",
+        "note",
+    )
     for col in cols:
         t.add_column(col, justify="left" if col in ("model", "precision", "note") else "right")
     for r in rows:
         ok = r.get("images_per_s") is not None
         t.add_row(
-            r["model"], r["precision"], "yes" if r["compile"] else "no", str(r["batch"]),
+            r["model"],
+            r["precision"],
+            "yes" if r["compile"] else "no",
+            str(r["batch"]),
             f"{r['images_per_s']:.0f}" if ok else "-",
             f"{r['vs_fp32_eager']:.2f}x" if ok and r.get("vs_fp32_eager") else "-",
             f"{r['first_step_s']:.1f}" if ok else "-",
@@ -223,8 +285,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CPU: quick_pixelcnn only")
     parser.add_argument("--gpu", action="store_true", help="time the CIFAR-10 models on cuda")
     parser.add_argument("--batch", type=int, default=16, help="GPU batch (default 16, as paper)")
-    parser.add_argument("--compile-timeout", type=float, default=75.0,
-                        help="GPU: seconds allowed to each compiled configuration")
+    parser.add_argument(
+        "--compile-timeout",
+        type=float,
+        default=75.0,
+        help="GPU: seconds allowed to each compiled configuration",
+    )
     parser.add_argument("--steps", type=int, default=20, help="GPU: timed steps (default 20)")
     parser.add_argument("--device", default="cuda", help="GPU: device (cpu for a dry run)")
     parser.add_argument("--models", default=",".join(MODELS), help="GPU: comma-separated")
@@ -236,14 +302,21 @@ def main() -> None:
     if args.gpu:
         import torch
 
-        rows = run_gpu(batch=args.batch, steps=args.steps, compile_timeout=args.compile_timeout,
-                       device=args.device, models=tuple(args.models.split(",")))
+        rows = run_gpu(
+            batch=args.batch,
+            steps=args.steps,
+            compile_timeout=args.compile_timeout,
+            device=args.device,
+            models=tuple(args.models.split(",")),
+        )
         console.print(gpu_table(rows))
         cuda = args.device.startswith("cuda")
-        meta = {"torch": torch.__version__,
-                "device": torch.cuda.get_device_name() if cuda else args.device,
-                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-                "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+        meta = {
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if cuda else args.device,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        }
     else:
         import torch
 

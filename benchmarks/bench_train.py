@@ -205,8 +205,9 @@ def layer_measure(spec: dict) -> dict:
             layer(x)
         return time.perf_counter() - t
 
-    times: dict[str, list[float]] = {k: [] for k in ("fast_train", "ref_train", "fast_eval",
-                                                      "ref_eval")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("fast_train", "ref_train", "fast_eval", "ref_eval")
+    }
     for step in range(spec["steps"] + 1):  # the first round warms up
         for name, layer in (("fast", fast), ("ref", ref)):
             train, ev = train_step(layer), eval_step(layer)
@@ -214,8 +215,14 @@ def layer_measure(spec: dict) -> dict:
                 times[f"{name}_train"].append(train)
                 times[f"{name}_eval"].append(ev)
     ms = {f"{k}_ms": 1e3 * statistics.median(v) for k, v in times.items()}
-    return {**spec, **ms, "layer": type(fast).__name__, "hidden": fast.hidden,
-            "image": f"{side}x{side}x{channels}", "in_maps": in_maps}
+    return {
+        **spec,
+        **ms,
+        "layer": type(fast).__name__,
+        "hidden": fast.hidden,
+        "image": f"{side}x{side}x{channels}",
+        "in_maps": in_maps,
+    }
 
 
 def mnist_eval(spec: dict) -> dict:

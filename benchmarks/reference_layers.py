@@ -205,18 +205,27 @@ def _twin(module: nn.Module) -> nn.Module | None:
         o, i = module.mask.shape[:2]
         one = torch.zeros(1, dtype=torch.long)
         return RefMaskedConv2d(
-            i, o, module.kernel, mask_type=module.mask_type, in_groups=one.expand(i),
-            out_groups=one.expand(o), bias=module.bias is not None,
+            i,
+            o,
+            module.kernel,
+            mask_type=module.mask_type,
+            in_groups=one.expand(i),
+            out_groups=one.expand(o),
+            bias=module.bias is not None,
         )
     if isinstance(module, RowLSTM):
         four_h, _, k_ss = module.state_to_state.shape
         return RefRowLSTM(
-            in_channels=module.input_to_state.mask.shape[1], hidden=module.hidden, colours=1,
-            input_state_kernel=module.input_to_state.kernel[1], state_kernel=k_ss,
+            in_channels=module.input_to_state.mask.shape[1],
+            hidden=module.hidden,
+            colours=1,
+            input_state_kernel=module.input_to_state.kernel[1],
+            state_kernel=k_ss,
         )
     if isinstance(module, DiagonalBiLSTM):
         return RefDiagonalBiLSTM(
-            in_channels=module.left.input_to_state.mask.shape[1], hidden=module.hidden,
+            in_channels=module.left.input_to_state.mask.shape[1],
+            hidden=module.hidden,
             colours=1,
         )
     return None

@@ -116,13 +116,16 @@ class Budget:
         if left < self.floor:
             return {**spec, "error": "skipped: the run's time budget is spent"}
         row = fn(spec, timeout=min(limit, left))
-        wall = 1 + sum(row.get("train_s", [])) + sum(row.get("eval_s", [])) + row.get(
-            "seconds", 0.0)  # training rows time steps; evaluation rows, one pass
+        wall = (
+            1 + sum(row.get("train_s", [])) + sum(row.get("eval_s", [])) + row.get("seconds", 0.0)
+        )  # training rows time steps; evaluation rows, one pass
         busy = row.get("others_busy_cpus", 0.0)
         if busy > 0.5 and "error" not in row and self.left() > max(3 * wall, self.floor):
             if log is not None:
-                log(f"{spec.get('recipe')} {spec.get('impl')}: other processes kept "
-                    f"{busy:.1f} CPUs busy, timing it again")
+                log(
+                    f"{spec.get('recipe')} {spec.get('impl')}: other processes kept "
+                    f"{busy:.1f} CPUs busy, timing it again"
+                )
             again = fn(spec, timeout=min(limit, self.left()))
             if "error" not in again and again.get("others_busy_cpus", 0.0) < busy:
                 again["retried"] = True
@@ -145,8 +148,12 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
             pair: dict[str, list[dict]] = {"fast": [], "reference": []}
             for _ in range(rounds):
                 for impl in pair:
-                    spec = {"recipe": recipe, "impl": impl, "threads": threads,
-                            **steps_for(size, impl, quick)}
+                    spec = {
+                        "recipe": recipe,
+                        "impl": impl,
+                        "threads": threads,
+                        **steps_for(size, impl, quick),
+                    }
                     pair[impl].append(budget.run(measure_in_subprocess, spec, 900, log))
             for tries in pair.values():
                 row = _best(tries)
@@ -158,24 +165,34 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         for model, short in MODELS.items():
             if quick or model == "pixelcnn":
                 continue
-            spec = {"recipe": f"{size}_{short}", "threads": threads,
-                    "steps": 3 if size == "cifar10" else 10}
+            spec = {
+                "recipe": f"{size}_{short}",
+                "threads": threads,
+                "steps": 3 if size == "cifar10" else 10,
+            }
             row = budget.run(layer_in_subprocess, spec, 300)
             row["model"] = model
             layers.append(row)
             if "error" not in row:
-                log(f"{spec['recipe']} layer: fast {row['fast_train_ms']:.0f} ms, reference "
-                    f"{row['ref_train_ms']:.0f} ms forward + backward")
+                log(
+                    f"{spec['recipe']} layer: fast {row['fast_train_ms']:.0f} ms, reference "
+                    f"{row['ref_train_ms']:.0f} ms forward + backward"
+                )
     memory = []
     for model, short in MODELS.items():
         if quick:
             break
         for side in (16, 32):
-            spec = {"recipe": f"cifar10_{short}", "impl": "fast", "threads": threads,
-                    "train_steps": 1, "eval_steps": 1, "side": side}
+            spec = {
+                "recipe": f"cifar10_{short}",
+                "impl": "fast",
+                "threads": threads,
+                "train_steps": 1,
+                "eval_steps": 1,
+                "side": side,
+            }
             if side == 32:  # the main run above already measured it
-                row = next(r for r in rows if r["recipe"] == spec["recipe"] and
-                           r["impl"] == "fast")
+                row = next(r for r in rows if r["recipe"] == spec["recipe"] and r["impl"] == "fast")
             else:
                 row = budget.run(measure_in_subprocess, spec, 300)
             memory.append({**row, "model": model})
@@ -185,13 +202,14 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         for impl in ("fast", "reference"):
             # The reference is timed on 1,000 images and scaled to the test set.
             n = 1000 if quick or impl == "reference" else None
-            spec = {"recipe": f"quick_{short}", "impl": impl, "threads": threads,
-                    "max_images": n}
+            spec = {"recipe": f"quick_{short}", "impl": impl, "threads": threads, "max_images": n}
             row = budget.run(mnist_eval_in_subprocess, spec, 600, log)
             row["model"] = model
             evals.append(row)
-            log(f"mnist test set, {model} {impl}: "
-                f"{row.get('seconds_for_test_set', float('nan')):.1f} s")
+            log(
+                f"mnist test set, {model} {impl}: "
+                f"{row.get('seconds_for_test_set', float('nan')):.1f} s"
+            )
     peak_after = matmul_flops(threads)
     peak = max(peak_before, peak_after)  # the machine's rate: a busy moment only lowers it
     _derive(rows, peak)
@@ -218,16 +236,23 @@ def _best(tries: list[dict]) -> dict:
         if key in best_eval:
             row[key] = best_eval[key]
     if len(tries) > 1:
-        row["rounds"] = [{"train_images_per_s": t.get("train_images_per_s"),
-                          "eval_images_per_s": t.get("eval_images_per_s")} for t in tries]
+        row["rounds"] = [
+            {
+                "train_images_per_s": t.get("train_images_per_s"),
+                "eval_images_per_s": t.get("eval_images_per_s"),
+            }
+            for t in tries
+        ]
     return row
 
 
 def _progress_line(row: dict) -> str:
     if "error" in row:
         return f"{row['recipe']} {row['impl']}: ERROR {row['error']}"
-    return (f"{row['recipe']} {row['impl']}: train {row['train_images_per_s']:.2f} img/s, "
-            f"eval {row['eval_images_per_s']:.2f} img/s")
+    return (
+        f"{row['recipe']} {row['impl']}: train {row['train_images_per_s']:.2f} img/s, "
+        f"eval {row['eval_images_per_s']:.2f} img/s"
+    )
 
 
 def _derive(rows: list[dict], peak: float) -> None:
@@ -240,15 +265,20 @@ def _derive(rows: list[dict], peak: float) -> None:
         r["train_fraction_of_matmul"] = r["train_flops_per_s"] / peak
         r["eval_fraction_of_matmul"] = r["eval_flops_per_s"] / peak
     for r in rows:
-        ref = next((q for q in rows if q["recipe"] == r["recipe"] and
-                    q["impl"] == "reference" and "error" not in q), None)
+        ref = next(
+            (
+                q
+                for q in rows
+                if q["recipe"] == r["recipe"] and q["impl"] == "reference" and "error" not in q
+            ),
+            None,
+        )
         if r["impl"] == "fast" and ref is not None and "error" not in r:
             r["train_speedup"] = r["train_images_per_s"] / ref["train_images_per_s"]
             r["eval_speedup"] = r["eval_images_per_s"] / ref["eval_images_per_s"]
             # The most any implementation doing the fast layers' matrix products could
             # gain: all of its counted FLOPs at the dense matmul rate, nothing else.
-            r["train_speedup_bound"] = peak / r["train_flops_per_image"] / ref[
-                "train_images_per_s"]
+            r["train_speedup_bound"] = peak / r["train_flops_per_image"] / ref["train_images_per_s"]
 
 
 def _memory_rows(memory: list[dict]) -> list[dict]:
@@ -262,19 +292,23 @@ def _memory_rows(memory: list[dict]) -> list[dict]:
         per_pixel = (big["train_peak_bytes"] - small["train_peak_bytes"]) / (
             16 * (big["pixels"] - small["pixels"])
         )  # batch 16
-        out.append({
-            "model": model,
-            "recipe": big["recipe"],
-            "layers": big["layers"],
-            "peak_bytes": {small["image"]: small["train_peak_bytes"],
-                           big["image"]: big["train_peak_bytes"]},
-            "growth": big["train_peak_bytes"] / max(small["train_peak_bytes"], 1),
-            "pixel_ratio": big["pixels"] / small["pixels"],
-            # What does not grow with the image: gradients, optimizer state, workspaces.
-            "fixed_bytes": small["train_peak_bytes"] - per_pixel * 16 * small["pixels"],
-            "bytes_per_pixel": per_pixel,
-            "bytes_per_pixel_per_layer": per_pixel / big["layers"],
-        })
+        out.append(
+            {
+                "model": model,
+                "recipe": big["recipe"],
+                "layers": big["layers"],
+                "peak_bytes": {
+                    small["image"]: small["train_peak_bytes"],
+                    big["image"]: big["train_peak_bytes"],
+                },
+                "growth": big["train_peak_bytes"] / max(small["train_peak_bytes"], 1),
+                "pixel_ratio": big["pixels"] / small["pixels"],
+                # What does not grow with the image: gradients, optimizer state, workspaces.
+                "fixed_bytes": small["train_peak_bytes"] - per_pixel * 16 * small["pixels"],
+                "bytes_per_pixel": per_pixel,
+                "bytes_per_pixel_per_layer": per_pixel / big["layers"],
+            }
+        )
     return out
 
 
@@ -285,27 +319,48 @@ def _goals(rows: list[dict], evals: list[dict], quick: bool) -> list[dict]:
             r = _row(rows, "cifar10", model, "fast")
             value = r.get("train_speedup", math.nan) if r else math.nan
             bound = r.get("train_speedup_bound", math.nan) if r else math.nan
-            goals.append({"goal": f"{model} CIFAR-10 training >= {GOAL_SPEEDUP:.0f}x reference",
-                          "value": f"{value:.2f}x (at most {bound:.2f}x at the matmul rate)",
-                          "bound": bound, "met": value >= GOAL_SPEEDUP})
+            goals.append(
+                {
+                    "goal": f"{model} CIFAR-10 training >= {GOAL_SPEEDUP:.0f}x reference",
+                    "value": f"{value:.2f}x (at most {bound:.2f}x at the matmul rate)",
+                    "bound": bound,
+                    "met": value >= GOAL_SPEEDUP,
+                }
+            )
         for model in MODELS:
             r = _row(rows, "cifar10", model, "fast")
             value = r.get("train_fraction_of_matmul", math.nan) if r else math.nan
-            goals.append({"goal": f"{model} CIFAR-10 training >= {GOAL_FRACTION:.0%} of matmul",
-                          "value": f"{value:.0%}", "met": value >= GOAL_FRACTION})
+            goals.append(
+                {
+                    "goal": f"{model} CIFAR-10 training >= {GOAL_FRACTION:.0%} of matmul",
+                    "value": f"{value:.0%}",
+                    "met": value >= GOAL_FRACTION,
+                }
+            )
     for r in evals:
         if r["impl"] != "fast":
             continue
         value = r.get("seconds_for_test_set", math.nan)
         timed = "" if r.get("images") == r.get("test_set") else " (scaled)"
-        goals.append({"goal": f"{r['recipe']}: MNIST test set in < {GOAL_EVAL_S:.0f} s",
-                      "value": f"{value:.1f} s{timed}", "met": value < GOAL_EVAL_S})
+        goals.append(
+            {
+                "goal": f"{r['recipe']}: MNIST test set in < {GOAL_EVAL_S:.0f} s",
+                "value": f"{value:.1f} s{timed}",
+                "met": value < GOAL_EVAL_S,
+            }
+        )
     return goals
 
 
 def _row(rows: list[dict], size: str, model: str, impl: str) -> dict | None:
-    return next((r for r in rows if r["size"] == size and r["model"] == model and
-                 r["impl"] == impl and "error" not in r), None)
+    return next(
+        (
+            r
+            for r in rows
+            if r["size"] == size and r["model"] == model and r["impl"] == impl and "error" not in r
+        ),
+        None,
+    )
 
 
 def _others(row: dict) -> str:
@@ -321,11 +376,24 @@ def train_tables(result: dict):
     from rich.table import Table
 
     peak = result["matmul_flops"]["used"]
-    t = Table(title=f"Training and evaluation, batch 16 (dense matmul {peak / 1e9:.0f} GFLOP/s; "
-                    "others: CPUs other processes kept busy meanwhile, * timed twice)")
-    cols = ["recipe", "impl", "layers", "train img/s", "eval img/s", "train GFLOP/img",
-            "train GFLOP/s", "% matmul", "train peak MB", "steps", "speed-up train/eval",
-            "others"]
+    t = Table(
+        title=f"Training and evaluation, batch 16 (dense matmul {peak / 1e9:.0f} GFLOP/s; "
+        "others: CPUs other processes kept busy meanwhile, * timed twice)"
+    )
+    cols = [
+        "recipe",
+        "impl",
+        "layers",
+        "train img/s",
+        "eval img/s",
+        "train GFLOP/img",
+        "train GFLOP/s",
+        "% matmul",
+        "train peak MB",
+        "steps",
+        "speed-up train/eval",
+        "others",
+    ]
     for c in cols:
         left = c in ("recipe", "impl", "layers")
         t.add_column(c, justify="left" if left else "right", no_wrap=left)
@@ -333,53 +401,99 @@ def train_tables(result: dict):
         if "error" in r:
             t.add_row(r["recipe"], r["impl"], "", r["error"][:60])
             continue
-        speed = (f"{r['train_speedup']:.1f}x / {r['eval_speedup']:.1f}x"
-                 if "train_speedup" in r else "")
+        speed = (
+            f"{r['train_speedup']:.1f}x / {r['eval_speedup']:.1f}x" if "train_speedup" in r else ""
+        )
         t.add_row(
-            r["recipe"], r["impl"], str(r["layers"]),
-            f"{r['train_images_per_s']:.2f}", f"{r['eval_images_per_s']:.1f}",
-            f"{r['train_flops_per_image'] / 1e9:.2f}", f"{r['train_flops_per_s'] / 1e9:.1f}",
-            f"{r['train_fraction_of_matmul']:.0%}", _mb(r["train_peak_bytes"]),
-            str(r["train_steps"]), speed, _others(r),
+            r["recipe"],
+            r["impl"],
+            str(r["layers"]),
+            f"{r['train_images_per_s']:.2f}",
+            f"{r['eval_images_per_s']:.1f}",
+            f"{r['train_flops_per_image'] / 1e9:.2f}",
+            f"{r['train_flops_per_s'] / 1e9:.1f}",
+            f"{r['train_fraction_of_matmul']:.0%}",
+            _mb(r["train_peak_bytes"]),
+            str(r["train_steps"]),
+            speed,
+            _others(r),
         )
     tables = [t]
     if result.get("layers"):
         lt = Table(title="One recurrent layer alone (2h maps in, h out, batch 16): ms per call")
-        for c in ("recipe", "layer", "image", "h", "train fast", "train reference",
-                  "speed-up", "eval fast", "eval reference", "speed-up "):
+        for c in (
+            "recipe",
+            "layer",
+            "image",
+            "h",
+            "train fast",
+            "train reference",
+            "speed-up",
+            "eval fast",
+            "eval reference",
+            "speed-up ",
+        ):
             lt.add_column(c, justify="left" if c in ("recipe", "layer", "image") else "right")
         for r in result["layers"]:
             if "error" in r:
                 lt.add_row(r["recipe"], r["error"][:60])
                 continue
-            lt.add_row(r["recipe"], r["layer"], r["image"], str(r["hidden"]),
-                       f"{r['fast_train_ms']:.1f}", f"{r['ref_train_ms']:.1f}",
-                       f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
-                       f"{r['fast_eval_ms']:.1f}", f"{r['ref_eval_ms']:.1f}",
-                       f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x")
+            lt.add_row(
+                r["recipe"],
+                r["layer"],
+                r["image"],
+                str(r["hidden"]),
+                f"{r['fast_train_ms']:.1f}",
+                f"{r['ref_train_ms']:.1f}",
+                f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
+                f"{r['fast_eval_ms']:.1f}",
+                f"{r['ref_eval_ms']:.1f}",
+                f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x",
+            )
         tables.append(lt)
     if result["memory"]:
-        m = Table(title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
-                  "at two image sizes; bytes/pixel = growth / (16 images x added pixels))")
-        for c in ("model", "recipe", "peak MB (small / large)", "x memory for x pixels",
-                  "fixed MB", "bytes/pixel", "bytes/pixel/layer"):
+        m = Table(
+            title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
+            "at two image sizes; bytes/pixel = growth / (16 images x added pixels))"
+        )
+        for c in (
+            "model",
+            "recipe",
+            "peak MB (small / large)",
+            "x memory for x pixels",
+            "fixed MB",
+            "bytes/pixel",
+            "bytes/pixel/layer",
+        ):
             m.add_column(c, justify="left" if c in ("model", "recipe") else "right")
         for r in result["memory"]:
             sizes = " / ".join(f"{_mb(v)} ({k})" for k, v in r["peak_bytes"].items())
-            m.add_row(r["model"], r["recipe"], sizes,
-                      f"{r['growth']:.2f}x for {r['pixel_ratio']:.0f}x", _mb(r["fixed_bytes"]),
-                      f"{r['bytes_per_pixel']:,.0f}", f"{r['bytes_per_pixel_per_layer']:,.0f}")
+            m.add_row(
+                r["model"],
+                r["recipe"],
+                sizes,
+                f"{r['growth']:.2f}x for {r['pixel_ratio']:.0f}x",
+                _mb(r["fixed_bytes"]),
+                f"{r['bytes_per_pixel']:,.0f}",
+                f"{r['bytes_per_pixel_per_layer']:,.0f}",
+            )
         tables.append(m)
     e = Table(title="Evaluating the binarized MNIST test set with the quick_* models")
-    for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000",
-              "others"):
+    for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000", "others"):
         e.add_column(c, justify="left" if c in ("recipe", "impl") else "right")
     for r in result["mnist_eval"]:
         if "error" in r:
             e.add_row(r["recipe"], r["impl"], r["error"][:60])
             continue
-        e.add_row(f"{r['recipe']}", r["impl"], str(r["images"]), str(r["batch_size"]),
-                  f"{r['seconds']:.1f}", f"{r['seconds_for_test_set']:.1f}", _others(r))
+        e.add_row(
+            f"{r['recipe']}",
+            r["impl"],
+            str(r["images"]),
+            str(r["batch_size"]),
+            f"{r['seconds']:.1f}",
+            f"{r['seconds_for_test_set']:.1f}",
+            _others(r),
+        )
     tables.append(e)
     g = Table(title="Goals")
     for c in ("goal", "value", "met"):
@@ -401,8 +515,11 @@ def optional_section(name: str, quick: bool, log) -> dict | None:
         rows = module.run(quick)
     except Exception as exc:  # another section's failure must not lose this run's results
         return {"error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - t}
-    return {"rows": rows, "wall_s": time.perf_counter() - t,
-            "table": getattr(module, "table", None)}
+    return {
+        "rows": rows,
+        "wall_s": time.perf_counter() - t,
+        "table": getattr(module, "table", None),
+    }
 
 
 def main() -> None:
@@ -413,9 +530,13 @@ def main() -> None:
     parser.add_argument("--only", choices=("train", "sampling", "distributed"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
-    parser.add_argument("--budget", type=float, default=14.0,
-                        help="minutes for the whole run (default 14); the training section "
-                        "stops starting configurations when its share is spent")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=14.0,
+        help="minutes for the whole run (default 14); the training section "
+        "stops starting configurations when its share is spent",
+    )
     args = parser.parse_args()
     console = Console()
     if not console.is_terminal:
@@ -438,9 +559,11 @@ def main() -> None:
         "busy_cpus_at_start": busy,
     }
     if busy > 0.5:
-        log(f"[yellow]other processes keep {busy:.1f} of {os.cpu_count()} CPUs busy: threads "
+        log(
+            f"[yellow]other processes keep {busy:.1f} of {os.cpu_count()} CPUs busy: threads "
             "wait on each other, and timings can come out several times slower than on an "
-            "idle machine[/yellow]")
+            "idle machine[/yellow]"
+        )
     others = [n for n, k in OPTIONAL if args.only in (None, k) and (HERE / f"{n}.py").is_file()]
     # Leave the sampling and distributed sections about 4 minutes of the budget.
     budget = Budget(args.budget * 60 - 120 * len(others))
@@ -463,8 +586,10 @@ def main() -> None:
     results["wall_s"] = time.perf_counter() - start
     results["busy_cpus_at_end"] = busy_cpus()
     args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    log(f"wrote {args.out} ({results['wall_s'] / 60:.1f} min); the machine is shared, so "
-        "absolute numbers are noisy: compare ratios measured in one run")
+    log(
+        f"wrote {args.out} ({results['wall_s'] / 60:.1f} min); the machine is shared, so "
+        "absolute numbers are noisy: compare ratios measured in one run"
+    )
 
 
 if __name__ == "__main__":

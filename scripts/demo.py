@@ -49,12 +49,28 @@ def main() -> None:
     pixelgen("eval", str(run), "--json", str(OUT / "eval.json"))
     pixelgen("sample", str(run), "-n", "16", "--out", str(OUT / "samples.png"))
     digits = write_test_digits(OUT / "inputs")
-    pixelgen("complete", "--checkpoint", str(run), "--occlude", "bottom-half", *digits,
-             "--samples", "4", "--out", str(OUT / "completions"))
+    pixelgen(
+        "complete",
+        "--checkpoint",
+        str(run),
+        "--occlude",
+        "bottom-half",
+        *digits,
+        "--samples",
+        "4",
+        "--out",
+        str(OUT / "completions"),
+    )
     minutes = (time.perf_counter() - start) / 60
     print(f"\ndemo finished in {minutes:.1f} min. Look at:")
-    for item in [run / "curve.png", run / "samples", OUT / "samples.png",
-                 OUT / "completions", OUT / "eval.json", run / "checkpoints"]:
+    for item in [
+        run / "curve.png",
+        run / "samples",
+        OUT / "samples.png",
+        OUT / "completions",
+        OUT / "eval.json",
+        run / "checkpoints",
+    ]:
         print(f"  {item}")
 
 

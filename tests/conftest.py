@@ -13,13 +13,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import pixelgen  # noqa: E402
 
 
-def tiny_model(name: str, *, channels: int = 1, levels: int = 4, hidden: int = 6, layers: int = 2,
-               seed: int = 0, **kw) -> torch.nn.Module:
+def tiny_model(
+    name: str,
+    *,
+    channels: int = 1,
+    levels: int = 4,
+    hidden: int = 6,
+    layers: int = 2,
+    seed: int = 0,
+    **kw,
+) -> torch.nn.Module:
     """A small float64 model with a fixed seed."""
     torch.manual_seed(seed)
-    return pixelgen.create_model(
-        name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
-    ).double().eval()
+    return (
+        pixelgen.create_model(
+            name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
+        )
+        .double()
+        .eval()
+    )
 
 
 def dependency_matrix(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:

@@ -16,10 +16,17 @@ import run as bench  # noqa: E402
 
 
 def _row(impl: str, train: float, eval_: float, flops: float = 1e9) -> dict:
-    return {"recipe": "cifar10_rowlstm", "model": "row_lstm", "size": "cifar10", "impl": impl,
-            "train_images_per_s": train, "eval_images_per_s": eval_,
-            "train_flops_per_image": flops, "eval_flops_per_image": flops / 3,
-            "train_peak_bytes": 2**30}
+    return {
+        "recipe": "cifar10_rowlstm",
+        "model": "row_lstm",
+        "size": "cifar10",
+        "impl": impl,
+        "train_images_per_s": train,
+        "eval_images_per_s": eval_,
+        "train_flops_per_image": flops,
+        "eval_flops_per_image": flops / 3,
+        "train_peak_bytes": 2**30,
+    }
 
 
 def test_best_of_rounds_keeps_each_best_rate():
@@ -63,10 +70,15 @@ def test_markdown_tables_render_every_row():
 
 def test_allocator_table_renders_both_modes():
     run = {"train_step_s": 2.0, "eval_step_s": 1.0, "train_peak_bytes": 2**30}
-    rows = [{"recipe": "cifar10_rowlstm", "impl": "fast", "default": run,
-             "tuned": {**run, "train_step_s": 1.0}},
-            {"recipe": "cifar10_rowlstm", "impl": "reference", "default": {"error": "x"},
-             "tuned": run}]
+    rows = [
+        {
+            "recipe": "cifar10_rowlstm",
+            "impl": "fast",
+            "default": run,
+            "tuned": {**run, "train_step_s": 1.0},
+        },
+        {"recipe": "cifar10_rowlstm", "impl": "reference", "default": {"error": "x"}, "tuned": run},
+    ]
     text = readme_tables.allocator(rows).splitlines()
     assert "2.00 → 1.00 (2.00×)" in text[2] and "1,024 → 1,024" in text[2]
     assert "failed" in text[3]

@@ -12,9 +12,21 @@ import pytest
 from pixelgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--set", "model.hidden=4", "--set", "model.layers=1", "--set", "train.batch_size=4",
-        "--set", "train.max_steps=2", "--set", "train.eval_max_images=8",
-        "--set", "sample.n=2", "--no-progress"]
+TINY = [
+    "--set",
+    "model.hidden=4",
+    "--set",
+    "model.layers=1",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.max_steps=2",
+    "--set",
+    "train.eval_max_images=8",
+    "--set",
+    "sample.n=2",
+    "--no-progress",
+]
 
 
 def run(args, capsys):
@@ -33,13 +45,23 @@ def trained(tmp_path, monkeypatch, capsys):
 
 def test_train_then_eval_latest_run_with_json(trained, tmp_path, capsys):
     out_json = tmp_path / "r.json"
-    code, out, err = run(["eval", "--bits-per-dim", "--max-images", "16", "--json",
-                          str(out_json), "--no-progress"], capsys)
+    code, out, err = run(
+        ["eval", "--bits-per-dim", "--max-images", "16", "--json", str(out_json), "--no-progress"],
+        capsys,
+    )
     assert code == 0, err
     assert "using the most recent run" in err and "bits/dim" in err
     report = json.loads(out_json.read_text())
-    assert set(report) >= {"split", "num_images", "nll_nats", "bits_per_dim",
-                           "nll_nats_stderr", "checkpoint", "model", "data"}
+    assert set(report) >= {
+        "split",
+        "num_images",
+        "nll_nats",
+        "bits_per_dim",
+        "nll_nats_stderr",
+        "checkpoint",
+        "model",
+        "data",
+    }
     assert report["num_images"] == 16 and report["split"] == "test"
     assert report["bits_per_dim"] == pytest.approx(report["nll_nats"] / (784 * 0.6931471805599453))
     run_dir = next(trained.iterdir())
@@ -81,8 +103,12 @@ def test_models_and_recipes_listings(capsys):
 
 
 def test_python_dash_m_and_help_document_every_command():
-    out = subprocess.run([sys.executable, "-m", "pixelgen", "--help"], capture_output=True,
-                         text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-m", "pixelgen", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+    )
     assert out.returncode == 0
     for command in ("train", "eval", "models", "recipes"):
         assert command in out.stdout
@@ -90,6 +116,10 @@ def test_python_dash_m_and_help_document_every_command():
 
 def test_debug_variable_shows_traceback(tmp_path, monkeypatch):
     env = {"PYTHONPATH": str(ROOT / "src"), "PIXELGEN_DEBUG": "1", "PATH": ""}
-    out = subprocess.run([sys.executable, "-m", "pixelgen", "eval", str(tmp_path / "x.pt")],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "pixelgen", "eval", str(tmp_path / "x.pt")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode != 0 and "Traceback" in out.stderr

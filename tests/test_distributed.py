@@ -30,10 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # too: a strong weight decay and no clipping make a gradient that is summed instead of
 # averaged, or scaled by the wrong micro-batch size, change the weights.
 TINY = [
-    "model.hidden=4", "model.layers=1", "train.batch_size=4", "train.optimizer=rmsprop",
-    "train.lr=0.01", "train.weight_decay=50", "train.grad_clip=null", "train.log_every=2",
-    "train.eval_every=2", "train.checkpoint_every=2", "train.eval_max_images=9",
-    "eval.batch_size=4", "sample.n=1",
+    "model.hidden=4",
+    "model.layers=1",
+    "train.batch_size=4",
+    "train.optimizer=rmsprop",
+    "train.lr=0.01",
+    "train.weight_decay=50",
+    "train.grad_clip=null",
+    "train.log_every=2",
+    "train.eval_every=2",
+    "train.checkpoint_every=2",
+    "train.eval_max_images=9",
+    "eval.batch_size=4",
+    "sample.n=1",
 ]
 QUIET = {"show_progress": False, "log": lambda *_: None}
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
@@ -45,14 +54,29 @@ def tiny(steps: int, *extra: str, name: str = "quick_pixelcnn"):
 
 
 def torchrun(*args: str, nproc: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-            "--standalone", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--standalone",
+        *args,
+    ]
 
 
 def pixelgen_train(out: Path, steps: int, *extra: str) -> list[str]:
     sets = [*TINY, f"train.max_steps={steps}", *extra]
-    return ["-m", "pixelgen", "train", "quick_pixelcnn", "--no-progress", "--out", str(out),
-            *[a for s in sets for a in ("--set", s)]]
+    return [
+        "-m",
+        "pixelgen",
+        "train",
+        "quick_pixelcnn",
+        "--no-progress",
+        "--out",
+        str(out),
+        *[a for s in sets for a in ("--set", s)],
+    ]
 
 
 def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -101,7 +125,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
 def test_only_rank_zero_writes(runs):
     rows = read_metrics(runs / "ddp")
     assert [(r["step"], r["split"]) for r in rows] == [
-        (2, "train"), (2, "valid"), (4, "train"), (4, "valid")]  # once each, not per rank
+        (2, "train"),
+        (2, "valid"),
+        (4, "train"),
+        (4, "valid"),
+    ]  # once each, not per rank
     assert {p.name for p in (runs / "ddp/checkpoints").iterdir()} == {"last.pt", "best.pt"}
     valid = [r for r in rows if r["split"] == "valid"]
     assert all(r["num_images"] == 9 for r in valid)  # 4 + 5 images over two shards
@@ -131,8 +159,9 @@ def test_sharded_evaluation_equals_one_process(runs, tmp_path):
     from pixelgen.data import load_split
     from pixelgen.evaluate import evaluate
 
-    one = evaluate(ck.load_model(last), load_split("binarized_mnist", "valid"), batch_size=4,
-                   max_images=9).as_dict()
+    one = evaluate(
+        ck.load_model(last), load_split("binarized_mnist", "valid"), batch_size=4, max_images=9
+    ).as_dict()
     assert sharded["num_images"] == one["num_images"] == 9
     # float32 forward passes with 1 vs 2 threads differ in the last bits; a shard lost or
     # counted twice moves the mean of 9 images by far more
@@ -168,8 +197,15 @@ def _workers(pid: int) -> dict[str, int]:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_killing_one_rank_ends_the_job_and_keeps_last_checkpoint(tmp_path):
     out = tmp_path / "killed"
-    cmd = torchrun(*pixelgen_train(out, 10_000, "train.checkpoint_every=1",
-                                   "train.eval_every=100000", "train.log_every=100000"))
+    cmd = torchrun(
+        *pixelgen_train(
+            out,
+            10_000,
+            "train.checkpoint_every=1",
+            "train.eval_every=100000",
+            "train.log_every=100000",
+        )
+    )
     log = tmp_path / "torchrun.log"
     with open(log, "w") as sink:  # a file, not a pipe: nothing blocks while we poll
         proc = subprocess.Popen(cmd, env=ENV, stdout=sink, stderr=subprocess.STDOUT)
@@ -191,8 +227,9 @@ def test_killing_one_rank_ends_the_job_and_keeps_last_checkpoint(tmp_path):
     assert proc.returncode != 0
     assert time.time() - killed < 60
     # ours from rank 0 (unless torchrun's SIGTERM got there first) or torchrun's summary
-    assert ("another process of the job stopped" in output
-            or ("Root Cause" in output and "SIGKILL" in output)), output[-3000:]
+    assert "another process of the job stopped" in output or (
+        "Root Cause" in output and "SIGKILL" in output
+    ), output[-3000:]
     ckpt = ck.load_checkpoint(out / "checkpoints" / "last.pt")  # loads: not half-written
     assert ckpt.step >= 3
     assert not [p for p in (out / "checkpoints").iterdir() if p.suffix == ".tmp"]
@@ -200,10 +237,17 @@ def test_killing_one_rank_ends_the_job_and_keeps_last_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("name", ["quick_pixelcnn", "quick_rowlstm", "quick_diagonal_bilstm"])
 def test_bf16_autocast_trains_and_checkpoints_stay_fp32(tmp_path, name):
-    extra = ("train.max_steps=2", "train.eval_max_images=2", "train.device=cpu",
-             "train.log_every=1")
-    bf16 = train(load_recipe(name, [*TINY, *extra, "train.precision=bf16"]),
-                 run_dir=tmp_path / "bf16", **QUIET)
+    extra = (
+        "train.max_steps=2",
+        "train.eval_max_images=2",
+        "train.device=cpu",
+        "train.log_every=1",
+    )
+    bf16 = train(
+        load_recipe(name, [*TINY, *extra, "train.precision=bf16"]),
+        run_dir=tmp_path / "bf16",
+        **QUIET,
+    )
     fp32 = train(load_recipe(name, [*TINY, *extra]), run_dir=tmp_path / "fp32", **QUIET)
     assert bf16.step == 2
     ckpt = ck.load_checkpoint(bf16.run_dir / "checkpoints/last.pt")
@@ -211,8 +255,10 @@ def test_bf16_autocast_trains_and_checkpoints_stay_fp32(tmp_path, name):
     ckpt.build_model("cpu")  # loads on the CPU as it is
     # step 1 starts from the same weights: the same loss, at bf16 resolution, but not the
     # very same number (which would mean autocast did nothing)
-    (a, *_), (b, *_) = ([r["nll_nats"] for r in read_metrics(run.run_dir) if r["split"] == "train"]
-                        for run in (bf16, fp32))
+    (a, *_), (b, *_) = (
+        [r["nll_nats"] for r in read_metrics(run.run_dir) if r["split"] == "train"]
+        for run in (bf16, fp32)
+    )
     assert a == pytest.approx(b, rel=2e-2) and a != b
 
 
@@ -229,8 +275,10 @@ def test_fp16_runs_with_a_grad_scaler_or_is_refused_clearly(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile (inductor) needs a C compiler")
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="torch.compile (inductor) needs a C compiler",
+)
 def test_compile_matches_eager(tmp_path):
     extra = ("train.eval_max_images=2", "train.device=cpu")
     compiled = train(tiny(2, "train.compile=true", *extra), run_dir=tmp_path / "c", **QUIET)

@@ -43,18 +43,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make_checkpoint(tmp_path, name="pixelcnn", channels=1, *, recipe=None, data=None,
-                    levels=LEVELS, **model_kw):
+def make_checkpoint(
+    tmp_path, name="pixelcnn", channels=1, *, recipe=None, data=None, levels=LEVELS, **model_kw
+):
     """A tiny fp32 checkpoint in ``tmp_path`` and the model it was saved from."""
     model = tiny_model(name, channels=channels, levels=levels, **model_kw).float()
-    data = data if data is not None else {
-        "height": H, "width": W, "channels": channels, "levels": levels,
-    }
+    data = (
+        data
+        if data is not None
+        else {
+            "height": H,
+            "width": W,
+            "channels": channels,
+            "levels": levels,
+        }
+    )
     path = tmp_path / f"{name}-{channels}.pt"
-    save_checkpoint(path, Checkpoint(
-        model_name=name, hparams=model.hparams, weights=model.state_dict(),
-        recipe=recipe or {}, data=data, step=12,
-    ))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            model_name=name,
+            hparams=model.hparams,
+            weights=model.state_dict(),
+            recipe=recipe or {},
+            data=data,
+            step=12,
+        ),
+    )
     return path, model
 
 
@@ -185,9 +200,14 @@ def test_torchscript_loads_without_pixelgen(tmp_path):
         print(json.dumps(result))
     """)
     # -I: no PYTHONPATH, no user site, no script directory; cwd has no pixelgen either.
-    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in MODELS:
@@ -300,8 +320,9 @@ def test_verifies_on_the_test_split_when_the_data_set_is_found(tmp_path):
     except PixelgenError as exc:  # the shipped MNIST is the data module's business
         pytest.skip(f"shipped MNIST not readable here: {exc}")
     data = {"name": "mnist", "height": 28, "width": 28, "channels": 1, "levels": 256}
-    ckpt, _ = make_checkpoint(tmp_path, recipe=_recipe({"name": "mnist"}), data=data,
-                              levels=256, hidden=4, layers=1)
+    ckpt, _ = make_checkpoint(
+        tmp_path, recipe=_recipe({"name": "mnist"}), data=data, levels=256, hidden=4, layers=1
+    )
     report = export_checkpoint(ckpt, "torchscript", tmp_path / "m.ts", batch=3)
     assert report.images_source == "test split of mnist"
     assert report.num_images == 3 and (report.height, report.width) == (28, 28)
@@ -315,8 +336,13 @@ def test_falls_back_to_random_images_naming_the_missing_data_set(tmp_path, monke
     monkeypatch.setenv("HOME", str(empty))
     monkeypatch.setenv("PIXELGEN_DATA", str(empty))
     data = {"name": "cifar10", "height": 8, "width": 8, "channels": 3, "levels": 256}
-    ckpt, _ = make_checkpoint(tmp_path, channels=3, levels=256,
-                              recipe=_recipe({"name": "cifar10", "root": str(empty)}), data=data)
+    ckpt, _ = make_checkpoint(
+        tmp_path,
+        channels=3,
+        levels=256,
+        recipe=_recipe({"name": "cifar10", "root": str(empty)}),
+        data=data,
+    )
     report = export_checkpoint(ckpt, "safetensors", tmp_path / "m.safetensors", batch=2)
     assert report.images_source.startswith("random images (data set not found: ")
     assert "cifar" in report.images_source.lower()
@@ -356,8 +382,9 @@ def test_cli_uses_the_most_recent_run(tmp_path, monkeypatch, cli):
     ckpt, _ = make_checkpoint(runs / "a" / "checkpoints")
     ckpt.rename(runs / "a" / "checkpoints" / "last.pt")
     monkeypatch.setenv("PIXELGEN_RUNS", str(runs))
-    code, _, err = cli("export", "-f", "safetensors", "-o", tmp_path / "m.safetensors",
-                       "--no-verify")
+    code, _, err = cli(
+        "export", "-f", "safetensors", "-o", tmp_path / "m.safetensors", "--no-verify"
+    )
     assert code == 0, err
     assert "most recent run" in err and "last.pt" in err and "not verified" in err
     assert (tmp_path / "m.safetensors").is_file()
@@ -367,8 +394,14 @@ def test_cli_help_says_what_each_format_holds_and_how_to_load_it(cli):
     code, out, _ = cli("export", "--help")
     assert code == 0
     text = " ".join(out.split())
-    for needle in ("safetensors.torch.load_file", "pixelgen.load_model", "torch.jit.load",
-                   "onnxruntime.InferenceSession", "pixelgen[onnx]", "--no-verify"):
+    for needle in (
+        "safetensors.torch.load_file",
+        "pixelgen.load_model",
+        "torch.jit.load",
+        "onnxruntime.InferenceSession",
+        "pixelgen[onnx]",
+        "--no-verify",
+    ):
         assert needle in text, needle
 
 

@@ -87,7 +87,10 @@ def test_layer_equals_reference(kind, colours, size, batch):
 def test_row_lstm_other_kernels(input_state_kernel, state_kernel):
     torch.manual_seed(1)
     layer = RowLSTM(
-        in_channels=6, hidden=4, colours=1, input_state_kernel=input_state_kernel,
+        in_channels=6,
+        hidden=4,
+        colours=1,
+        input_state_kernel=input_state_kernel,
         state_kernel=state_kernel,
     ).double()
     _assert_same(layer, _twin(layer), torch.randn(2, 6, 4, 6, dtype=torch.float64))
@@ -111,8 +114,10 @@ def test_model_logits_and_gradients_equal_reference(name, channels, levels, size
 
 
 def test_ablated_models_equal_reference():
-    for name, kw in [("row_lstm", {"residual": False, "skip": False}),
-                     ("diagonal_bilstm", {"residual": True, "skip": False})]:
+    for name, kw in [
+        ("row_lstm", {"residual": False, "skip": False}),
+        ("diagonal_bilstm", {"residual": True, "skip": False}),
+    ]:
         model = tiny_model(name, channels=3, levels=3, hidden=6, layers=2, **kw)
         x = torch.randint(0, 3, (2, 3, 4, 5))
         with torch.no_grad():

@@ -20,21 +20,25 @@ def test_channel_groups_contiguous_and_balanced():
 
 def test_mask_a_rgb_centre_by_hand():
     m = conv_mask(RGB, RGB, (1, 1), "A")[:, :, 0, 0]  # (out, in)
-    expected = torch.tensor([
-        [0, 0, 0],  # R sees nothing of the current pixel
-        [1, 0, 0],  # G sees R
-        [1, 1, 0],  # B sees R and G
-    ]).float()
+    expected = torch.tensor(
+        [
+            [0, 0, 0],  # R sees nothing of the current pixel
+            [1, 0, 0],  # G sees R
+            [1, 1, 0],  # B sees R and G
+        ]
+    ).float()
     assert torch.equal(m, expected)
 
 
 def test_mask_b_rgb_centre_by_hand():
     m = conv_mask(RGB, RGB, (1, 1), "B")[:, :, 0, 0]
-    expected = torch.tensor([
-        [1, 0, 0],
-        [1, 1, 0],
-        [1, 1, 1],
-    ]).float()
+    expected = torch.tensor(
+        [
+            [1, 0, 0],
+            [1, 1, 0],
+            [1, 1, 1],
+        ]
+    ).float()
     assert torch.equal(m, expected)
 
 
@@ -45,10 +49,12 @@ def test_mask_3x3_spatial_by_hand(mask_type):
     centre = conv_mask(RGB, RGB, (1, 1), mask_type)[:, :, 0, 0]
     for o in range(3):
         for i in range(3):
-            expected = torch.tensor([
-                [1, 1, 1],
-                [1, float(centre[o, i]), 0],
-            ])
+            expected = torch.tensor(
+                [
+                    [1, 1, 1],
+                    [1, float(centre[o, i]), 0],
+                ]
+            )
             assert torch.equal(m[o, i], expected), (o, i)
 
 
@@ -56,11 +62,13 @@ def test_mask_single_channel_drops_or_keeps_centre():
     one = torch.tensor([0])
     a = conv_mask(one, one, (5, 5), "A")[0, 0]
     b = conv_mask(one, one, (5, 5), "B")[0, 0]
-    expected_a = torch.tensor([
-        [1, 1, 1, 1, 1],
-        [1, 1, 1, 1, 1],
-        [1, 1, 0, 0, 0],
-    ]).float()
+    expected_a = torch.tensor(
+        [
+            [1, 1, 1, 1, 1],
+            [1, 1, 1, 1, 1],
+            [1, 1, 0, 0, 0],
+        ]
+    ).float()
     assert torch.equal(a, expected_a)
     expected_b = expected_a.clone()
     expected_b[2, 2] = 1

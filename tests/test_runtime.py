@@ -54,8 +54,9 @@ def _probe(mode: str, env_value: str | None, monkeypatch) -> tuple[int, int, int
         monkeypatch.delenv("PIXELGEN_MALLOC", raising=False)
     else:
         monkeypatch.setenv("PIXELGEN_MALLOC", env_value)
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
     tuned, mmapped, heap_kept = (int(v) for v in out)
     return tuned, mmapped, heap_kept
 

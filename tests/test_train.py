@@ -20,16 +20,30 @@ from pixelgen.errors import CheckpointError, TrainingError
 from pixelgen.train import train
 
 TINY = [
-    "model.hidden=4", "model.layers=1", "train.batch_size=4", "train.optimizer=rmsprop",
-    "train.lr=0.01", "train.eval_max_images=8", "train.log_every=2", "eval.batch_size=8",
+    "model.hidden=4",
+    "model.layers=1",
+    "train.batch_size=4",
+    "train.optimizer=rmsprop",
+    "train.lr=0.01",
+    "train.eval_max_images=8",
+    "train.log_every=2",
+    "eval.batch_size=8",
     "sample.n=2",
 ]
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(steps: int, *extra: str, name: str = "quick_rowlstm"):
-    return load_recipe(name, [*TINY, f"train.max_steps={steps}", "train.eval_every=3",
-                              "train.checkpoint_every=3", *extra])
+    return load_recipe(
+        name,
+        [
+            *TINY,
+            f"train.max_steps={steps}",
+            "train.eval_every=3",
+            "train.checkpoint_every=3",
+            *extra,
+        ],
+    )
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -40,8 +54,13 @@ def test_run_directory_contents(tmp_path):
     result = train(tiny(6), run_dir=tmp_path / "run", show_progress=False, log=lambda *_: None)
     run = result.run_dir
     assert result.step == 6 and result.best_valid_nll is not None
-    for name in ["recipe.yaml", "metrics.jsonl", "curve.png", "checkpoints/last.pt",
-                 "checkpoints/best.pt"]:
+    for name in [
+        "recipe.yaml",
+        "metrics.jsonl",
+        "curve.png",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ]:
         assert (run / name).is_file(), name
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "valid"] == [3, 6]
@@ -71,10 +90,23 @@ def test_resume_matches_uninterrupted_run(tmp_path, name):
 
 
 def test_sigkill_leaves_last_checkpoint_intact_and_resume_is_exact(tmp_path):
-    args = [*TINY, "train.max_steps=400", "train.eval_every=1000", "train.checkpoint_every=1",
-            "train.log_every=1000"]
-    cmd = [sys.executable, "-m", "pixelgen", "train", "quick_pixelcnn", "--no-progress",
-           "--out", str(tmp_path / "killed")] + [a for s in args for a in ("--set", s)]
+    args = [
+        *TINY,
+        "train.max_steps=400",
+        "train.eval_every=1000",
+        "train.checkpoint_every=1",
+        "train.log_every=1000",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixelgen",
+        "train",
+        "quick_pixelcnn",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "killed"),
+    ] + [a for s in args for a in ("--set", s)]
     # One thread like the in-process runs below: float sums must be ordered the same way.
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

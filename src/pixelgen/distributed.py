@@ -31,8 +31,9 @@ class PeerLostError(TrainingError):
     """A collective failed: another process of the job stopped, hung, or is unreachable."""
 
     def __init__(self, what: str, detail: str) -> None:
-        super().__init__(f"{what} failed: another process of the job stopped or cannot be "
-                         f"reached ({detail})")
+        super().__init__(
+            f"{what} failed: another process of the job stopped or cannot be reached ({detail})"
+        )
         self.what = what
         self.detail = detail
 

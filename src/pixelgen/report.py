@@ -45,8 +45,14 @@ def evaluate_checkpoint(
     n = len(data) if max_images is None else min(max_images, len(data))
     with make_progress(disable=not show_progress) as bar:
         task = bar.add_task(f"eval {split}", total=n)
-        res = evaluate(model, data, batch_size=batch_size, max_images=max_images, device=dev,
-                       progress=lambda k: bar.advance(task, k))
+        res = evaluate(
+            model,
+            data,
+            batch_size=batch_size,
+            max_images=max_images,
+            device=dev,
+            progress=lambda k: bar.advance(task, k),
+        )
     report = {
         "split": split,
         "num_images": res.num_images,

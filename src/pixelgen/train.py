@@ -178,7 +178,9 @@ def train(
     valid_set = load_split(d.name, "valid", root=d.root, **d.options())
     torch.manual_seed(t.seed)
     model = create_model(
-        recipe.model.name, channels=train_set.channels, levels=train_set.levels,
+        recipe.model.name,
+        channels=train_set.channels,
+        levels=train_set.levels,
         **recipe.model.kwargs(),
     ).to(device)
     check_compatible(model, valid_set)
@@ -205,8 +207,10 @@ def train(
         (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
         _trim_metrics(run_dir / "metrics.jsonl", step)
         log(f"run directory: {run_dir}")
-        log(f"model: {recipe.model.name} ({_count(model):,} parameters) on {device}"
-            f"{f' x {dist.world_size} processes' if dist.active else ''}")
+        log(
+            f"model: {recipe.model.name} ({_count(model):,} parameters) on {device}"
+            f"{f' x {dist.world_size} processes' if dist.active else ''}"
+        )
         log(f"data: {train_set.description}")
 
     dims = train_set.channels * train_set.height * train_set.width
@@ -222,33 +226,48 @@ def train(
                 state["saved"] = state["step"]
 
     def _save(path: Path) -> None:
-        ck.save_checkpoint(path, ck.Checkpoint(
-            model_name=recipe.model.name,
-            hparams=dict(model.hparams),
-            weights=model.state_dict(),
-            recipe=recipe_to_dict(recipe),
-            data=train_set.info(),
-            step=state["step"],
-            state={
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": ck.rng_state(),
-                "best_valid_nll": state["best"],
-                "data_position": _position(state["step"], per_epoch),
-                "world_size": dist.world_size,
-            },
-        ))
+        ck.save_checkpoint(
+            path,
+            ck.Checkpoint(
+                model_name=recipe.model.name,
+                hparams=dict(model.hparams),
+                weights=model.state_dict(),
+                recipe=recipe_to_dict(recipe),
+                data=train_set.info(),
+                step=state["step"],
+                state={
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": ck.rng_state(),
+                    "best_valid_nll": state["best"],
+                    "data_position": _position(state["step"], per_epoch),
+                    "world_size": dist.world_size,
+                },
+            ),
+        )
 
     def validate() -> None:
-        res = evaluate(model, valid_set, batch_size=recipe.eval.batch_size,
-                       max_images=t.eval_max_images, device=device, dist=dist)
+        res = evaluate(
+            model,
+            valid_set,
+            batch_size=recipe.eval.batch_size,
+            max_images=t.eval_max_images,
+            device=device,
+            dist=dist,
+        )
         if not dist.is_main:
             return
-        _append(run_dir / "metrics.jsonl", {
-            "step": state["step"], "split": "valid", "nll_nats": res.nll_nats,
-            "bits_per_dim": res.bits_per_dim, "num_images": res.num_images,
-        })
+        _append(
+            run_dir / "metrics.jsonl",
+            {
+                "step": state["step"],
+                "split": "valid",
+                "nll_nats": res.nll_nats,
+                "bits_per_dim": res.bits_per_dim,
+                "num_images": res.num_images,
+            },
+        )
         if state["best"] is None or res.nll_nats < state["best"]:
             state["best"] = res.nll_nats
             save(run_dir / "checkpoints" / "best.pt")
@@ -275,7 +294,7 @@ def train(
                 micro = x.chunk(t.accumulate)
                 for m, xb in enumerate(micro):
                     sync = m == len(micro) - 1 or not dist.active
-                    with (nullcontext() if sync else net.no_sync()):
+                    with nullcontext() if sync else net.no_sync():
                         with autocast():
                             logits = net(xb)  # (b, L, C, H, W)
                             nll = F.cross_entropy(logits.float(), xb, reduction="sum")
@@ -305,14 +324,23 @@ def train(
                     loss = sum(window) / len(window)
                     rate = len(window) * t.batch_size / elapsed
                     if dist.is_main:
-                        _append(run_dir / "metrics.jsonl", {
-                            "step": s, "split": "train", "nll_nats": loss,
-                            "bits_per_dim": loss / (dims * math.log(2)),
-                            "lr": sched.get_last_lr()[0], "images_per_s": rate,
-                        })
-                    progress.update(task, loss=f"{loss:.2f} nats",
-                                    bpd=f"{loss / (dims * math.log(2)):.3f} b/d",
-                                    rate=f"{rate:.0f} img/s")
+                        _append(
+                            run_dir / "metrics.jsonl",
+                            {
+                                "step": s,
+                                "split": "train",
+                                "nll_nats": loss,
+                                "bits_per_dim": loss / (dims * math.log(2)),
+                                "lr": sched.get_last_lr()[0],
+                                "images_per_s": rate,
+                            },
+                        )
+                    progress.update(
+                        task,
+                        loss=f"{loss:.2f} nats",
+                        bpd=f"{loss / (dims * math.log(2)):.3f} b/d",
+                        rate=f"{rate:.0f} img/s",
+                    )
                     window, tic = [], time.perf_counter()
                 progress.update(task, completed=s)
                 if s % t.eval_every == 0 or s == total:
@@ -326,8 +354,10 @@ def train(
         if dist.is_main:
             if state["saved"] != state["step"]:
                 save(last_path, final=True)
-            log(f"interrupted at step {state['step']}: saved {last_path}; "
-                f"continue with --resume --out {run_dir}")
+            log(
+                f"interrupted at step {state['step']}: saved {last_path}; "
+                f"continue with --resume --out {run_dir}"
+            )
     except PeerLostError as exc:
         # Every failing collective sits before the parameter update or after a finished
         # step, so the state in memory is a whole step: rank 0 keeps it.
@@ -354,9 +384,11 @@ def train(
         shutdown()
     if dist.is_main and not interrupted:
         _plot(run_dir, recipe)
-        log(f"done: step {state['step']}, best validation NLL "
+        log(
+            f"done: step {state['step']}, best validation NLL "
             f"{state['best']:.3f} nats ({state['best'] / (dims * math.log(2)):.4f} bits/dim); "
-            f"checkpoints in {run_dir / 'checkpoints'}")
+            f"checkpoints in {run_dir / 'checkpoints'}"
+        )
     best_nll = state["best"]
     return TrainResult(
         run_dir=run_dir,
@@ -474,8 +506,13 @@ def _sample_grid(model, recipe: Recipe, data, run_dir: Path, step: int) -> None:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        x = model.sample(s.n, size=(data.height, data.width), generator=gen,
-                         temperature=s.temperature, method=s.method)
+        x = model.sample(
+            s.n,
+            size=(data.height, data.width),
+            generator=gen,
+            temperature=s.temperature,
+            method=s.method,
+        )
     model.train(was_training)
     out = run_dir / "samples" / f"step_{step:06d}.png"
     out.parent.mkdir(exist_ok=True)

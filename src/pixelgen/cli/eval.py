@@ -36,14 +36,21 @@ def eval_command(
     """Evaluate a checkpoint: NLL in nats per image and bits/dim, with the standard error.
     The result is also appended to the run directory's eval.json."""
     report = evaluate_checkpoint(
-        checkpoint, split=split, max_images=max_images, batch_size=batch_size,
-        data_root=data_root, device=device, show_progress=progress, log=console.print,
+        checkpoint,
+        split=split,
+        max_images=max_images,
+        batch_size=batch_size,
+        data_root=data_root,
+        device=device,
+        show_progress=progress,
+        log=console.print,
     )
     nats = f"{report['nll_nats']:.3f} ± {report['nll_nats_stderr']:.3f} nats/image"
     bpd = f"{report['bits_per_dim']:.4f} bits/dim"
     head, tail = (bpd, nats) if bits_per_dim else (nats, bpd)
-    console.print(f"[bold]{head}[/]  ({tail}; {report['split']} split, "
-                  f"{report['num_images']} images)")
+    console.print(
+        f"[bold]{head}[/]  ({tail}; {report['split']} split, {report['num_images']} images)"
+    )
     if json_path is not None:
         text = json.dumps(report, indent=2)
         if str(json_path) == "-":

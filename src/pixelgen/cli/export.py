@@ -62,17 +62,23 @@ def export_command(
     with console.status(f"exporting to {fmt.value}..."):
         report = export_checkpoint(checkpoint, fmt.value, out, batch=batch, verify=verify)
     size = _human(report.path.stat().st_size)
-    _say(f"wrote {escape(str(report.path))} ({report.format}, {size}) "
-         f"from {escape(str(report.checkpoint))}")
+    _say(
+        f"wrote {escape(str(report.path))} ({report.format}, {size}) "
+        f"from {escape(str(report.checkpoint))}"
+    )
     if report.format != "safetensors":
         c, h, w = report.channels, report.height, report.width
-        _say(f"input: integer images (B, {c}, {h}, {w}), any batch size B; "
-             f"output: logits (B, {report.levels}, {c}, {h}, {w})")
+        _say(
+            f"input: integer images (B, {c}, {h}, {w}), any batch size B; "
+            f"output: logits (B, {report.levels}, {c}, {h}, {w})"
+        )
     if report.max_abs_diff is None:
         _say("not verified (--no-verify)")
     else:
-        _say(f"verified on {report.num_images} images, {escape(report.images_source)}: "
-             f"max |logit difference| = {report.max_abs_diff:.2e} (bound {report.bound:.0e})")
+        _say(
+            f"verified on {report.num_images} images, {escape(report.images_source)}: "
+            f"max |logit difference| = {report.max_abs_diff:.2e} (bound {report.bound:.0e})"
+        )
 
 
 def _say(text: str) -> None:

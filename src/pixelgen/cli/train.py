@@ -23,8 +23,9 @@ def train_command(
         None, "--out", help="Run directory (default: runs/<recipe>-<date>-<time>)."
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue from RUN/checkpoints/last.pt (default RUN: the latest "
-        "run of this recipe)."
+        False,
+        "--resume",
+        help="Continue from RUN/checkpoints/last.pt (default RUN: the latest run of this recipe).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

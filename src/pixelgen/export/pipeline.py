@@ -91,9 +91,17 @@ def export_checkpoint(
         ) from exc
 
     report = ExportReport(
-        format=fmt, path=out, max_abs_diff=None, bound=BOUNDS[fmt], num_images=0,
-        images_source=source, checkpoint=ckpt.path, height=height, width=width,
-        channels=model.channels, levels=model.levels,
+        format=fmt,
+        path=out,
+        max_abs_diff=None,
+        bound=BOUNDS[fmt],
+        num_images=0,
+        images_source=source,
+        checkpoint=ckpt.path,
+        height=height,
+        width=width,
+        channels=model.channels,
+        levels=model.levels,
     )
     if not verify:
         return report

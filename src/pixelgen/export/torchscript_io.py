@@ -37,7 +37,13 @@ class FixedSizeProgram(nn.Module):
     """Checks the input shape, then runs the traced model."""
 
     def __init__(
-        self, traced: nn.Module, *, model_name: str, channels: int, height: int, width: int,
+        self,
+        traced: nn.Module,
+        *,
+        model_name: str,
+        channels: int,
+        height: int,
+        width: int,
         levels: int,
     ) -> None:
         super().__init__()
@@ -47,12 +53,17 @@ class FixedSizeProgram(nn.Module):
         self.expected = f"(B, {channels}, {height}, {width})"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, L, C, H, W)
-        if x.dim() != 4 or x.size(1) != self.channels or x.size(2) != self.height or (
-            x.size(3) != self.width
+        if (
+            x.dim() != 4
+            or x.size(1) != self.channels
+            or x.size(2) != self.height
+            or (x.size(3) != self.width)
         ):
             raise ValueError(
-                "this pixelgen program takes integer images " + self.expected
-                + " (the size it was exported for), got " + str(x.shape)
+                "this pixelgen program takes integer images "
+                + self.expected
+                + " (the size it was exported for), got "
+                + str(x.shape)
             )
         return self.net(x)
 
@@ -70,8 +81,12 @@ def build_program(model: nn.Module, *, height: int, width: int) -> torch.jit.Scr
         traced = torch.jit.trace(frozen, example, check_trace=False)
         return torch.jit.script(
             FixedSizeProgram(
-                traced, model_name=model.model_name, channels=model.channels, height=height,
-                width=width, levels=model.levels,
+                traced,
+                model_name=model.model_name,
+                channels=model.channels,
+                height=height,
+                width=width,
+                levels=model.levels,
             )
         )
 

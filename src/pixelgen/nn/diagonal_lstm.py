@@ -206,8 +206,10 @@ class _Plan:
         self.right_out = as_index(right_out[: hw - width])  # pixel (i - 1, j) for row i >= 1
         # The same gathers read backwards (see _Gather): source position -> where it went.
         # The skew reads every pixel once per direction, so it has one inverse per half.
-        self.gather_inverse = (as_index(_inverse(left, hw, missing=2 * hw)),
-                               as_index(_inverse(right, hw, missing=2 * hw, offset=hw)))
+        self.gather_inverse = (
+            as_index(_inverse(left, hw, missing=2 * hw)),
+            as_index(_inverse(right, hw, missing=2 * hw, offset=hw)),
+        )
         self.left_out_inverse = (as_index(_inverse(left_out, self.padded, missing=hw)),)
         shifted = right_out[: hw - width]
         self.right_out_inverse = (as_index(_inverse(shifted, self.padded, missing=hw - width)),)
@@ -296,8 +298,9 @@ def _diagonal_scan(
             # Out of place on purpose: FlopCounterMode (make bench) does not see baddbmm_.
             a = torch.baddbmm(a, w_left, states[..., left : left + size * b])
             c_prev = c[..., left : left + size * b]
-        cell_forward(a, c_prev, act[..., here], c[..., inner], tc[..., here], states[..., inner],
-                     dim=1)
+        cell_forward(
+            a, c_prev, act[..., here], c[..., inner], tc[..., here], states[..., inner], dim=1
+        )
     return (states, act, tc, c) if save else (states,)
 
 
@@ -353,6 +356,7 @@ class _DiagonalRecurrence(torch.autograd.Function):
         padded = states.view(2, n, plan.padded, b)
         up = padded.index_select(2, plan.prev_above).view(2, n, hwb)
         left = padded.index_select(2, plan.prev_left).view(2, n, hwb)
-        d_w = torch.cat([torch.bmm(d_gx, up.transpose(1, 2)),
-                         torch.bmm(d_gx, left.transpose(1, 2))], dim=2)  # (2, 4h, 2h)
+        d_w = torch.cat(
+            [torch.bmm(d_gx, up.transpose(1, 2)), torch.bmm(d_gx, left.transpose(1, 2))], dim=2
+        )  # (2, 4h, 2h)
         return d_gx, d_w.to(ctx.w_dtype), None
