@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test test-fast demo bench lint format clean
+LINTED := src tests benchmarks scripts
 
 install: $(STAMP)
 
@@ -16,6 +17,10 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 test: install
 	$(PY) -m pytest
 
+# The quick loop: everything but the multi-process, kill and compile tests (marked slow).
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
 demo: install
 	$(PY) scripts/demo.py
 
@@ -23,7 +28,12 @@ bench: install
 	$(PY) benchmarks/run.py
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: install
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 clean:
 	rm -rf $(VENV) runs demo_out .pytest_cache

@@ -105,6 +105,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     ddp = weights(runs / "ddp")
     single = weights(runs / "single")
@@ -122,6 +123,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
         assert a["nll_nats"] == pytest.approx(b["nll_nats"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes(runs):
     rows = read_metrics(runs / "ddp")
     assert [(r["step"], r["split"]) for r in rows] == [
@@ -135,6 +137,7 @@ def test_only_rank_zero_writes(runs):
     assert all(r["num_images"] == 9 for r in valid)  # 4 + 5 images over two shards
 
 
+@pytest.mark.slow
 def test_sharded_evaluation_equals_one_process(runs, tmp_path):
     """A torchrun script scores the single-process checkpoint over 2 uneven shards."""
     script = tmp_path / "score.py"
@@ -169,6 +172,7 @@ def test_sharded_evaluation_equals_one_process(runs, tmp_path):
         assert sharded[key] == pytest.approx(one[key], rel=1e-6), key
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_continues_from_the_checkpoint(runs, tmp_path):
     out = tmp_path / "split"
     train(tiny(2), run_dir=out, **QUIET)  # written by one process, resumed by two
@@ -194,6 +198,7 @@ def _workers(pid: int) -> dict[str, int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_killing_one_rank_ends_the_job_and_keeps_last_checkpoint(tmp_path):
     out = tmp_path / "killed"

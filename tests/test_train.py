@@ -89,6 +89,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, name):
     assert steps == sorted(steps)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_last_checkpoint_intact_and_resume_is_exact(tmp_path):
     args = [
         *TINY,
