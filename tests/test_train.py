@@ -17,6 +17,7 @@ import torch
 from pixelgen import checkpoint as ck
 from pixelgen.config import load_recipe
 from pixelgen.errors import CheckpointError, TrainingError
+from pixelgen.io import atomic_write
 from pixelgen.train import train
 
 TINY = [
@@ -185,13 +186,13 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
     path = tmp_path / "f.bin"
-    ck.atomic_write(path, lambda f: f.write(b"old"))
+    atomic_write(path, lambda f: f.write(b"old"))
 
     def failing(f):
         f.write(b"partial")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        ck.atomic_write(path, failing)
+        atomic_write(path, failing)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary left behind

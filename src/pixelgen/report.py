@@ -12,6 +12,7 @@ from .data import load_split
 from .distributed import resolve_device
 from .errors import ConfigError
 from .evaluate import evaluate
+from .io import atomic_write
 from .progress import make_progress
 
 SPLITS = ("test", "valid", "train")
@@ -74,4 +75,4 @@ def evaluate_checkpoint(
 def _append_json_list(path: Path, record: dict) -> None:
     records = json.loads(path.read_text()) if path.exists() else []
     records.append(record)
-    ck.atomic_write(path, lambda f: f.write((json.dumps(records, indent=2) + "\n").encode()))
+    atomic_write(path, lambda f: f.write((json.dumps(records, indent=2) + "\n").encode()))

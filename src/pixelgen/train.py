@@ -41,6 +41,7 @@ from .data import load_split
 from .distributed import Dist, PeerLostError, init_distributed, shutdown
 from .errors import ConfigError, PixelgenError, TrainingError
 from .evaluate import check_compatible, evaluate
+from .io import atomic_write
 from .plots import plot_curves
 from .registry import create_model
 
@@ -476,7 +477,7 @@ def _trim_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-    ck.atomic_write(path, lambda f: f.write("".join(ln + "\n" for ln in keep).encode()))
+    atomic_write(path, lambda f: f.write("".join(ln + "\n" for ln in keep).encode()))
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

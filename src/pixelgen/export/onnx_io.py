@@ -20,8 +20,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..checkpoint import Checkpoint, atomic_write
+from ..checkpoint import Checkpoint
 from ..errors import ExportError
+from ..io import atomic_write
 from .metadata import check_digest, describe, first_line, read_description, tensors_sha256
 
 # The newest opset the TorchScript-based exporter writes (onnxruntime >= 1.17 runs it).

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import Checkpoint, atomic_write
+from ..checkpoint import Checkpoint
 from ..errors import CheckpointError, PixelgenError
+from ..io import atomic_write
 from ..nn.masked import MaskedConv2d
 from ..registry import create_model
 from .metadata import check_digest, describe, first_line, read_description, tensors_sha256

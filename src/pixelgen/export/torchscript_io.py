@@ -26,8 +26,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..checkpoint import Checkpoint, atomic_write
+from ..checkpoint import Checkpoint
 from ..errors import ExportError
+from ..io import atomic_write
 from .metadata import describe, first_line, read_description
 
 EXTRA_FILE = "pixelgen.json"
