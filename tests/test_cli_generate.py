@@ -62,7 +62,7 @@ def test_sample_defaults_from_recipe_and_latest_run(tmp_path, ckpt, capsys, monk
     grid = tmp_path / "g.png"
     assert main(["sample", "--out", str(grid), "--size", "4x6"]) == 0
     err = capsys.readouterr().err
-    assert "latest run" in err and str(ckpt) in err
+    assert "most recent run" in err and str(ckpt) in err
     assert "seed 5" in err
     # n=3, nrow=3 from the recipe; 4x6 images are drawn 64 // 6 = 10 times larger.
     assert size_of(grid) == (10 * (3 * 6 + 4 * 2), 10 * (4 + 2 * 2))

@@ -11,7 +11,8 @@ __all__ = ["create_model", "list_models", "load_model", "model_hparams", "regist
 
 
 def load_model(path, **kwargs):
-    """Rebuild a model from a checkpoint or an exported safetensors file alone."""
-    from .checkpoint import load_model as _load
+    """Rebuild a model from a checkpoint (``.pt``), a run directory, a safetensors export,
+    or a shipped model's name (``pixelgen pretrained``), in eval mode."""
+    from .sources import load_model as _load
 
     return _load(path, **kwargs)

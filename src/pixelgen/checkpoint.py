@@ -107,12 +107,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild a model from a checkpoint (``.pt``), a run directory, or a safetensors export."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from .export import load_safetensors_model
-
-        return load_safetensors_model(path, device=device)
+    """Rebuild a model from a checkpoint (``.pt``) or a run directory. ``pixelgen.load_model``
+    also takes exports and shipped models (``pixelgen.sources``)."""
     return load_checkpoint(path).build_model(device)
 
 

@@ -6,14 +6,14 @@ import json
 import time
 from pathlib import Path
 
-from . import checkpoint as ck
 from .config import recipe_from_dict
 from .data import load_split
 from .distributed import resolve_device
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate
 from .io import atomic_write
 from .progress import make_progress
+from .sources import open_checkpoint
 
 SPLITS = ("test", "valid", "train")
 
@@ -34,10 +34,14 @@ def evaluate_checkpoint(
     checkpoint lives in a run directory."""
     if split not in SPLITS:
         raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
-    if path is None:
-        path = ck.latest_checkpoint()
-        log(f"using the most recent run: {path}")
-    ckpt = ck.load_checkpoint(path)
+    ckpt, note = open_checkpoint(path)
+    if note:
+        log(note)
+    if not ckpt.recipe:
+        raise CheckpointError(
+            f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "
+            "checkpoint it was exported from"
+        )
     dev = resolve_device(device)
     model = ckpt.build_model(dev)
     recipe = recipe_from_dict(ckpt.recipe, source=str(ckpt.path))

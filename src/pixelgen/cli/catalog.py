@@ -1,4 +1,5 @@
-"""``pixelgen models`` and ``pixelgen recipes``: what the registry and the package hold."""
+"""``pixelgen models``, ``recipes``, ``datasets`` and ``pretrained``: what the registry and
+the package hold."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.table import Table
 
 from ..config import shipped_recipes
 from ..data import list_datasets
+from ..pretrained import shipped
 from ..registry import list_models, model_doc, model_hparams
 from .app import app, console
 
@@ -47,4 +49,24 @@ def datasets_command() -> None:
     table.add_column("description")
     for name, desc in list_datasets():
         table.add_row(name, desc)
+    console.print(table)
+
+
+@app.command("pretrained")
+def pretrained_command() -> None:
+    """List the models shipped with pixelgen (usable by name wherever a checkpoint is asked
+    for: `pixelgen sample mnist_pixelcnn`)."""
+    table = Table(title="shipped pretrained models")
+    for column in ("name", "model", "data", "test NLL (nats)", "parameters", "trained"):
+        table.add_column(column, style="bold" if column == "name" else None)
+    for m in shipped():
+        r = m.results
+        table.add_row(
+            m.name,
+            m.model_name,
+            r.get("data", m.data.get("description", "?")),
+            f"{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}",
+            f"{m.parameters:,}",
+            f"{r['images_seen']:,} images, {r['train_hours']:.1f} h",
+        )
     console.print(table)

@@ -30,7 +30,11 @@ def complete_command(
     images: list[Path] = typer.Argument(..., help="Images to complete."),
     occlude: str = typer.Option(..., "--occlude", help=f"What to hide: {_MODES}."),
     checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", "-c", help="A .pt checkpoint or a run directory (default: latest)."
+        None,
+        "--checkpoint",
+        "-c",
+        help="Checkpoint file, run directory, .safetensors export or shipped model name "
+        "(default: the most recent run, else the best shipped model).",
     ),
     samples: int = typer.Option(4, min=1, help="Completions per image."),
     out: Path = typer.Option(Path("completions"), "--out", "-o", help="Output directory."),

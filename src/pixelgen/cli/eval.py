@@ -14,7 +14,9 @@ from .app import app, console
 @app.command("eval")
 def eval_command(
     checkpoint: Path | None = typer.Argument(
-        None, help="Checkpoint file or run directory (default: the most recent run)."
+        None,
+        help="Checkpoint file, run directory, .safetensors export or shipped model name "
+        "(default: the most recent run, else the best shipped model).",
     ),
     bits_per_dim: bool = typer.Option(
         False, "--bits-per-dim", help="Make bits per dimension the headline number."

@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ..checkpoint import latest_checkpoint
 from ..export import export_checkpoint
+from ..sources import open_checkpoint
 from .app import app, console
 
 
@@ -43,7 +43,9 @@ onnxruntime.InferenceSession("m.onnx"). Needs pip install 'pixelgen\\[onnx]'."""
 @app.command("export", help=HELP)
 def export_command(
     checkpoint: Path | None = typer.Argument(
-        None, help="Checkpoint file or run directory (default: the most recent run)."
+        None,
+        help="Checkpoint file, run directory, .safetensors export or shipped model name "
+        "(default: the most recent run).",
     ),
     fmt: ExportFormat = typer.Option(
         ..., "--format", "-f", help="safetensors, torchscript or onnx (see above)."
@@ -56,11 +58,12 @@ def export_command(
         True, "--verify/--no-verify", help="Load the file back and compare logits (default on)."
     ),
 ) -> None:
-    if checkpoint is None:
-        checkpoint = latest_checkpoint()
-        _say(f"using the most recent run: {escape(str(checkpoint))}")
+    # No shipped default here: an export is a deliberate choice of model.
+    ckpt, note = open_checkpoint(checkpoint, shipped_default=False)
+    if note:
+        _say(escape(note))
     with console.status(f"exporting to {fmt.value}..."):
-        report = export_checkpoint(checkpoint, fmt.value, out, batch=batch, verify=verify)
+        report = export_checkpoint(ckpt.path, fmt.value, out, batch=batch, verify=verify)
     size = _human(report.path.stat().st_size)
     _say(
         f"wrote {escape(str(report.path))} ({report.format}, {size}) "

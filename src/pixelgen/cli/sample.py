@@ -35,14 +35,16 @@ def row_progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def announce(source: Source) -> None:
-    if source.latest:
-        console.print(f"using the latest run's checkpoint: {source.path}", soft_wrap=True)
+    if source.note:
+        console.print(source.note, soft_wrap=True)
 
 
 @app.command("sample")
 def sample_command(
     checkpoint: Path | None = typer.Argument(
-        None, help="A .pt checkpoint or a run directory (default: the latest run)."
+        None,
+        help="Checkpoint file, run directory, .safetensors export or shipped model name "
+        "(default: the most recent run, else the best shipped model).",
     ),
     n: int | None = typer.Option(None, "-n", min=1, help="Number of images (default 16)."),
     out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="PNG grid to write."),

@@ -3,8 +3,9 @@
 All three formats carry the same facts as string key/value pairs (the safetensors header's
 ``__metadata__``, the ONNX ``metadata_props``, and the ``pixelgen.json`` extra file of a
 TorchScript program): the model name and hyperparameters (JSON) that rebuild it with
-``pixelgen.create_model``, the data description (JSON), the pixelgen and format versions,
-the training step, and, for the fixed-size programs, the image height and width.
+``pixelgen.create_model``, the data description and the resolved recipe (JSON), the
+pixelgen and format versions, the training step, and, for the fixed-size programs, the
+image height and width. A shipped model also carries its ``results`` (JSON).
 
 Neither safetensors nor ONNX protects tensor bytes, so a flipped bit in a weight would load
 silently; ``weights_sha256`` (a digest of every tensor's name, dtype, shape and bytes) lets
@@ -28,6 +29,8 @@ FORMATS = ("safetensors", "torchscript", "onnx")
 
 # Machine-local file paths have no business in a file meant to be shipped elsewhere.
 _PRIVATE_DATA_KEYS = ("sources",)
+# JSON entries that older exports (recipe) or most files (results) lack.
+_OPTIONAL_JSON = ("recipe", "results")
 
 
 def describe(
@@ -44,6 +47,7 @@ def describe(
         "model_name": ckpt.model_name,
         "hparams": json.dumps(dict(ckpt.hparams), sort_keys=True),
         "data": json.dumps(data, sort_keys=True, default=str),
+        "recipe": json.dumps(ckpt.recipe, sort_keys=True, default=str),
         "step": str(int(ckpt.step)),
     }
     if height is not None and width is not None:
@@ -74,6 +78,9 @@ def read_description(
         }
         if "height" in meta:
             info["height"], info["width"] = int(meta["height"]), int(meta["width"])
+        for key in _OPTIONAL_JSON:
+            if key in meta:
+                info[key] = json.loads(meta[key])
     except (KeyError, ValueError) as exc:
         raise error(f"{path}: damaged pixelgen metadata ({type(exc).__name__}: {exc})") from None
     if version > FORMAT_VERSION:

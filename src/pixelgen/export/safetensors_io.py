@@ -35,13 +35,20 @@ def portable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def write_safetensors(
-    model: torch.nn.Module, ckpt: Checkpoint, out: Path, *, height: int | None, width: int | None
+    model: torch.nn.Module,
+    ckpt: Checkpoint,
+    out: Path,
+    *,
+    height: int | None,
+    width: int | None,
+    extra: dict[str, str] | None = None,
 ) -> None:
-    """Atomically write ``model``'s portable weights and ``ckpt``'s description to ``out``."""
+    """Atomically write ``model``'s portable weights and ``ckpt``'s description to ``out``
+    (``extra``: more metadata, such as a shipped model's recipe and results)."""
     from safetensors.torch import save
 
     tensors = portable_weights(model)
-    meta = describe(ckpt, "safetensors", height=height, width=width)
+    meta = {**describe(ckpt, "safetensors", height=height, width=width), **(extra or {})}
     meta["weights_sha256"] = _digest(tensors)
     meta["masks"] = "folded: each masked kernel is stored as weight * mask; no mask tensors"
     payload = save(tensors, metadata=meta)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import Checkpoint, latest_checkpoint, load_checkpoint
+from ..checkpoint import Checkpoint
 from ..errors import ConfigError, ImageError
 from ..images import completion_grid, load_image, occlusion_mask, save_grid, save_image
 from . import complete, sample
@@ -32,7 +32,7 @@ class Source:
 
     checkpoint: Checkpoint
     path: Path
-    latest: bool  # chosen as the newest run because no path was given
+    note: str | None  # what was chosen, when the argument did not name it outright
     size: tuple[int, int]  # (H, W) the model was trained on
     defaults: dict[str, Any]  # the recipe's ``sample`` section
 
@@ -53,15 +53,17 @@ class Completion:
     files: list[Path] = field(default_factory=list)
 
 
-def open_checkpoint(path: str | Path | None) -> Source:
-    """Load ``path`` (a ``.pt`` file or a run directory), or the newest run's checkpoint."""
-    latest = path is None
-    ckpt = load_checkpoint(latest_checkpoint() if latest else path)
+def open_checkpoint(spec: str | Path | None) -> Source:
+    """Load what a CHECKPOINT argument names (see ``pixelgen.sources``): a file, a run
+    directory or a shipped model; by default the newest run, else the best shipped model."""
+    from ..sources import open_checkpoint as open_spec
+
+    ckpt, note = open_spec(spec)
     recipe = ckpt.recipe if isinstance(ckpt.recipe, dict) else {}
     section = recipe.get("sample")
     section = section if isinstance(section, dict) else {}
     defaults = {k: section[k] for k in _SAMPLE_KEYS if section.get(k) is not None}
-    return Source(ckpt, Path(ckpt.path), latest, image_size(ckpt), defaults)
+    return Source(ckpt, Path(ckpt.path), note, image_size(ckpt), defaults)
 
 
 def image_size(ckpt: Checkpoint) -> tuple[int, int]:
