@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +25,13 @@ class EvalResult:
     nll_nats_stderr: float
     bits_per_dim: float
     dims: int  # values per image: C·H·W
+    # With ``details=True`` (one process): each image's NLL (N,) and the mean NLL of each
+    # position summed over colours (H, W), both in nats.
+    per_image: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    per_position: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in ("per_image", "per_position")}
 
 
 def check_compatible(model, dataset) -> None:
@@ -49,9 +53,13 @@ def evaluate(
     device: torch.device | str = "cpu",
     dist: Dist | None = None,
     progress: Callable[[int], None] | None = None,
+    details: bool = False,
 ) -> EvalResult:
-    """NLL of the first ``max_images`` images of ``dataset`` (all if None)."""
+    """NLL of the first ``max_images`` images of ``dataset`` (all if None); ``details``
+    also keeps each image's NLL and the mean NLL at each position."""
     dist = dist or Dist()
+    if details and dist.active:
+        raise ValueError("evaluate(details=True) runs in one process")
     check_compatible(model, dataset)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     if n == 0:
@@ -62,6 +70,7 @@ def evaluate(
     lo, hi = dist.rank * n // dist.world_size, (dist.rank + 1) * n // dist.world_size
     sums = torch.zeros(3, dtype=torch.float64)  # count, sum nll, sum nll^2
     checked = False
+    per_image, position_sum = [], 0.0
     for start in range(lo, hi, batch_size):
         idx = range(start, min(start + batch_size, hi))
         x = torch.stack([dataset[i] for i in idx]).to(device=device, dtype=torch.long)
@@ -72,7 +81,11 @@ def evaluate(
             if total > 1e-6:
                 raise DataError(f"model probabilities do not sum to 1 (|log Σp| = {total:.2e})")
             checked = True
-        nll = -logp.gather(1, x.unsqueeze(1)).flatten(1).sum(1).cpu()  # (B,)
+        values = -logp.gather(1, x.unsqueeze(1)).squeeze(1)  # (B, C, H, W)
+        nll = values.flatten(1).sum(1).cpu()  # (B,)
+        if details:
+            per_image.append(nll)
+            position_sum = position_sum + values.sum((0, 1)).cpu()  # (H, W)
         sums += torch.stack([torch.tensor(float(len(nll))), nll.sum(), (nll**2).sum()])
         if progress is not None:
             progress(len(nll))
@@ -88,4 +101,6 @@ def evaluate(
         nll_nats_stderr=math.sqrt(var / count),
         bits_per_dim=mean / (dims * math.log(2)),
         dims=dims,
+        per_image=torch.cat(per_image) if details else None,
+        per_position=position_sum / count if details else None,
     )

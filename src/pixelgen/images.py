@@ -73,6 +73,11 @@ def _save(array: np.ndarray, path: str | Path) -> Path:
     return path
 
 
+def grid_scale(size: tuple[int, int]) -> int:
+    """Enlarge small images in grids (28x28 -> 2x) so they are visible."""
+    return max(1, 64 // max(size))
+
+
 def save_grid(
     images: torch.Tensor,
     levels: int,

@@ -29,6 +29,12 @@ def eval_command(
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the result as JSON to this path ('-' for stdout)."
     ),
+    report_dir: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Also write pictures to DIR: heatmap.png (mean NLL per pixel), histogram.png "
+        "(NLL per image), most_likely.png and least_likely.png (8 each), and report.json.",
+    ),
     data_root: str | None = typer.Option(
         None, "--data-root", help="Where the data set lives, if not where training found it."
     ),
@@ -45,6 +51,7 @@ def eval_command(
         data_root=data_root,
         device=device,
         show_progress=progress,
+        report_dir=report_dir,
         log=console.print,
     )
     nats = f"{report['nll_nats']:.3f} ± {report['nll_nats_stderr']:.3f} nats/image"
@@ -60,3 +67,6 @@ def eval_command(
         else:
             json_path.write_text(text + "\n")
             console.print(f"wrote {json_path}")
+    if report_dir is not None:
+        files = ", ".join(Path(p).name for p in report["report"].values())
+        console.print(f"report in {report_dir}/: {files}", soft_wrap=True)

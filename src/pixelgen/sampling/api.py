@@ -14,7 +14,14 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..errors import ConfigError, ImageError
-from ..images import completion_grid, load_image, occlusion_mask, save_grid, save_image
+from ..images import (
+    completion_grid,
+    grid_scale,
+    load_image,
+    occlusion_mask,
+    save_grid,
+    save_image,
+)
 from . import complete, sample
 from .driver import Progress
 
@@ -101,11 +108,6 @@ def select_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
     return torch.device(name)
-
-
-def grid_scale(size: tuple[int, int]) -> int:
-    """Enlarge small images in grids (28x28 -> 2x) so they are visible."""
-    return max(1, 64 // max(size))
 
 
 def _setting(value: Any, source: Source, key: str, default: Any) -> Any:
