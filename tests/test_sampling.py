@@ -16,6 +16,7 @@ from pixelgen.errors import ConfigError, ImageError
 from pixelgen.images import occlusion_mask
 from pixelgen.models.pixelcnn import PixelCNN
 from pixelgen.sampling import complete, draw_uniforms, inverse_cdf, sample
+from pixelgen.sampling.stepper import fast_stepper
 
 MODELS = pixelgen.list_models()
 # Non-default wiring and kernels, so a stepper that hard-codes the defaults fails.
@@ -203,6 +204,13 @@ def test_progress_reports_every_row():
     calls = []
     sample(tiny_model("row_lstm"), 1, (4, 3), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize("name", pixelgen.list_models())
+def test_every_registered_model_has_a_fast_stepper(name):
+    # The steppers are keyed by the model class's import path: a renamed or moved class
+    # must not fall back to the naive sampler unnoticed.
+    assert fast_stepper(_tiny_model(name)) is not None
 
 
 def test_model_without_stepper_falls_back_to_naive_with_a_warning():

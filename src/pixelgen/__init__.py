@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from . import models  # noqa: F401  (each model registers itself)
 from .registry import create_model, list_models, model_hparams, register_model
 
 __version__ = "0.1.0"

@@ -1,6 +1,9 @@
 """A tiny model registry: ``@register_model`` builder functions, ``create_model``,
 ``list_models`` and ``model_hparams`` (the keyword-only hyperparameters each builder
-takes, with their defaults, used to validate recipes)."""
+takes, with their defaults, used to validate recipes).
+
+As in timm, the registry imports no model: each model module registers itself when the
+package's ``__init__`` imports ``pixelgen.models``."""
 
 from __future__ import annotations
 
@@ -30,12 +33,10 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    _ensure_loaded()
     return sorted(_MODELS)
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
-    _ensure_loaded()
     try:
         return _MODELS[name]
     except KeyError:
@@ -74,8 +75,3 @@ def create_model(name: str, **hparams: Any) -> nn.Module:
     model.model_name = name
     model.hparams = {k: hparams.get(k, v) for k, v in known.items()}
     return model
-
-
-def _ensure_loaded() -> None:
-    # Importing the models package runs the @register_model decorators.
-    from . import models  # noqa: F401

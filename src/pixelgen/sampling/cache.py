@@ -9,12 +9,16 @@ colour at the current pixel), keeping just the rows later positions still read.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from ..models.base import OutputHead
 from ..nn.masked import MaskedConv2d
 from .stepper import Stepper
+
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from ..models.base import OutputHead
 
 
 class WindowConv:

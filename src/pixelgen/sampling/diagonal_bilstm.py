@@ -15,17 +15,21 @@ batched matmuls.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from ..models.diagonal_bilstm import DiagonalBiLSTMModel
 from ..nn.lstm import lstm_update
 from .cache import Pointwise
 from .recurrent import RecurrentStepper
 from .stepper import register_stepper
 
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from ..models.diagonal_bilstm import DiagonalBiLSTMModel
 
-@register_stepper(DiagonalBiLSTMModel)
+
+@register_stepper("pixelgen.models.diagonal_bilstm.DiagonalBiLSTMModel")
 class DiagonalBiLSTMStepper(RecurrentStepper):
     def __init__(self, model: DiagonalBiLSTMModel, x: torch.Tensor) -> None:
         super().__init__(model, x)

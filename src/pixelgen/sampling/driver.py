@@ -9,6 +9,7 @@ is hidden ignores the visible bottom half except through what the sampled top im
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -59,8 +60,22 @@ def generate(
     x = torch.where(known, x, torch.zeros_like(x))
     u = draw_uniforms(tuple(x.shape), generator).to(param.device)  # (B, C, H, W)
     with torch.no_grad():
-        stepper = (fast_stepper(model) if method == "fast" else NaiveStepper)(model, x)
+        stepper = _stepper_class(model, method)(model, x)
         return _raster(stepper, x, known, u, temperature, progress, on_logits)
+
+
+def _stepper_class(model: torch.nn.Module, method: str) -> type:
+    """The naive stepper, or the model's fast one (the naive one, with a warning, if the
+    model has none)."""
+    cls = fast_stepper(model) if method == "fast" else NaiveStepper
+    if cls is None:
+        warnings.warn(
+            f"no fast sampler for {type(model).__name__}: using the naive one "
+            "(one forward pass per value)",
+            stacklevel=3,
+        )
+        return NaiveStepper
+    return cls
 
 
 def _raster(stepper, x, known, u, temperature, progress, on_logits) -> torch.Tensor:

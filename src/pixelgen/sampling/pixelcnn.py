@@ -9,15 +9,19 @@ position of every layer instead of a forward pass over the whole image.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from ..models.pixelcnn import PixelCNN
 from .cache import CachedStepper, Pointwise, WindowConv
 from .stepper import register_stepper
 
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from ..models.pixelcnn import PixelCNN
 
-@register_stepper(PixelCNN)
+
+@register_stepper("pixelgen.models.pixelcnn.PixelCNN")
 class PixelCNNStepper(CachedStepper):
     def __init__(self, model: PixelCNN, x: torch.Tensor) -> None:
         super().__init__(model, x)

@@ -3,10 +3,14 @@ the Row LSTM and Diagonal BiLSTM steppers; it mirrors ``RecurrentPixelModel.body
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..models.base import RecurrentPixelModel
 from .cache import CachedStepper, Pointwise
+
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from ..models.base import RecurrentPixelModel
 
 
 class RecurrentStepper(CachedStepper):

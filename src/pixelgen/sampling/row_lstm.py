@@ -9,17 +9,21 @@ computed for the whole row once when row ``i`` starts; the cell state comes from
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from ..models.row_lstm import RowLSTMModel
 from ..nn.lstm import lstm_update
 from .cache import WindowConv
 from .recurrent import RecurrentStepper
 from .stepper import register_stepper
 
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from ..models.row_lstm import RowLSTMModel
 
-@register_stepper(RowLSTMModel)
+
+@register_stepper("pixelgen.models.row_lstm.RowLSTMModel")
 class RowLSTMStepper(RecurrentStepper):
     def __init__(self, model: RowLSTMModel, x: torch.Tensor) -> None:
         super().__init__(model, x)

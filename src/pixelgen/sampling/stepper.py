@@ -1,9 +1,13 @@
-"""What the raster-order driver asks of a sampling method, and the registry that picks the
-fast stepper of a model class (falling back to the naive one with a warning)."""
+"""What the raster-order driver asks of a sampling method, and the registry of the fast
+stepper of each model class.
+
+The registry is keyed by the class's import path, not the class itself, so that sampling
+does not import the models (which import sampling for ``model.sample``): the layers go
+models -> sampling, never back.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -30,12 +34,17 @@ class Stepper:
         raise NotImplementedError
 
 
-_STEPPERS: dict[type, type[Stepper]] = {}
+_STEPPERS: dict[str, type[Stepper]] = {}
 
 
-def register_stepper(model_class: type) -> Callable[[type[Stepper]], type[Stepper]]:
-    """Class decorator: the fast stepper of exactly ``model_class`` (not its subclasses,
-    whose math may differ)."""
+def class_path(cls: type) -> str:
+    """``"pixelgen.models.pixelcnn.PixelCNN"``: the key of a model class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_stepper(model_class: str) -> Callable[[type[Stepper]], type[Stepper]]:
+    """Class decorator: the fast stepper of exactly the model class at import path
+    ``model_class`` (not its subclasses, whose math may differ)."""
 
     def deco(cls: type[Stepper]) -> type[Stepper]:
         _STEPPERS[model_class] = cls
@@ -44,16 +53,6 @@ def register_stepper(model_class: type) -> Callable[[type[Stepper]], type[Steppe
     return deco
 
 
-def fast_stepper(model: torch.nn.Module) -> type[Stepper]:
-    """The model's fast stepper, or the naive one (with a warning) if it has none."""
-    cls = _STEPPERS.get(type(model))
-    if cls is None:
-        from .naive import NaiveStepper
-
-        warnings.warn(
-            f"no fast sampler for {type(model).__name__}: using the naive one "
-            "(one forward pass per value)",
-            stacklevel=3,
-        )
-        return NaiveStepper
-    return cls
+def fast_stepper(model: torch.nn.Module) -> type[Stepper] | None:
+    """The fast stepper of the model's class, or None if it has none."""
+    return _STEPPERS.get(class_path(type(model)))
