@@ -23,6 +23,7 @@ import torch
 from .errors import CheckpointError
 from .io import atomic_write
 from .registry import create_model
+from .text import first_line
 
 FORMAT = "pixelgen-checkpoint"
 VERSION = 1
@@ -86,7 +87,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"{path}: this is a TorchScript export, not a checkpoint; load it with "
                 "torch.jit.load"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a pixelgen checkpoint")
     if payload.get("version", 0) > VERSION:
@@ -177,8 +178,3 @@ def _to_tuple(x):
 def _cpu_fp32(t: torch.Tensor) -> torch.Tensor:
     t = t.detach().cpu()
     return t.float() if t.is_floating_point() else t
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -28,7 +28,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from .devices import PATTERN as DEVICE_PATTERN
 from .errors import ConfigError, UnknownModelError
+from .text import did_you_mean
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -104,9 +106,7 @@ class TrainConfig:
     eval_every: int = _opt(500, min=1)
     log_every: int = _opt(50, min=1)
     eval_max_images: int | None = _opt(None, min=1)  # None = the whole validation split
-    device: str = _opt(
-        "auto", pattern=r"auto|cpu|cuda(:\d+)?", hint="'auto', 'cpu', 'cuda' or 'cuda:N'"
-    )
+    device: str = _opt("auto", pattern=DEVICE_PATTERN, hint="'auto', 'cpu', 'cuda' or 'cuda:N'")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
     accumulate: int = _opt(1, min=1)
@@ -248,8 +248,7 @@ def _choices(tp: Any) -> list[str]:
 def _mismatch(tp: Any, value: Any) -> _Invalid:
     hint = ""
     if isinstance(value, str):
-        close = difflib.get_close_matches(value, _choices(tp), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(value, _choices(tp))
     return _Invalid(f"expected {_describe(tp)}, got {_show(value)}{hint}")
 
 
@@ -445,8 +444,10 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
             raise ConfigError(f"{where}: {key}: unknown key{_did_you_mean(key, None, _TOP_KEYS)}")
         return "", key, value
     if len(parts) != 2 or parts[0] not in _TOP_KEYS or parts[0] == "description":
-        close = difflib.get_close_matches(parts[0], ["model", *_SECTIONS], n=1)
-        hint = f" (did you mean {'.'.join([close[0], *parts[1:]])!r}?)" if close else ""
+        rest = parts[1:]
+        hint = did_you_mean(
+            parts[0], ["model", *_SECTIONS], show=lambda s: repr(".".join([s, *rest]))
+        )
         raise ConfigError(f"{where}: {key}: unknown key{hint}")
     return parts[0], parts[1], value
 
@@ -593,8 +594,7 @@ def _build_model(ctx: _Ctx, raw: Mapping[str, Any]) -> ModelConfig:
     specs = _model_specs(name)
     if specs is None:
         known = registry.list_models()
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, known)
         where = ctx.origins.get("model.name", ctx.source)
         raise UnknownModelError(
             f"{where}: model.name: unknown model {name!r}{hint}; valid names: {', '.join(known)}"
@@ -695,8 +695,7 @@ def _resolve(path_or_name: str) -> tuple[Path, str]:
     if "/" not in name and shipped.is_file():
         return shipped, name
     names = [n for n, _ in shipped_recipes()]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, names)
     raise ConfigError(
         f"{path_or_name}: no such recipe file or shipped recipe{hint}; "
         "`pixelgen recipes` lists the shipped ones"

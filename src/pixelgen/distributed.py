@@ -21,6 +21,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from .devices import parse_device
 from .errors import ConfigError, TrainingError
 
 TIMEOUT_ENV = "PIXELGEN_DIST_TIMEOUT"
@@ -106,14 +107,14 @@ def init_distributed(device: str = "auto") -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
-        return Dist(), resolve_device(device)
+        return Dist(), parse_device(device, key="train.device")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if re.fullmatch(r"cuda:\d+", device) and local_world > 1:
         raise ConfigError(
             f"train.device: {device!r} would put all {local_world} processes of this node on "
             "one GPU; under torchrun use 'auto' or 'cuda' (one GPU per process, by LOCAL_RANK)"
         )
-    dev = resolve_device(device, local_rank)
+    dev = parse_device(device, key="train.device", local_rank=local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)  # NCCL and barrier() use the current device
     if not dist.is_initialized():
@@ -126,20 +127,6 @@ def init_distributed(device: str = "auto") -> tuple[Dist, torch.device]:
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is present, else ``cpu``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but CUDA is not available here")
-    if device.type == "cuda" and device.index is None and "WORLD_SIZE" in os.environ:
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 def _one_line(exc: BaseException) -> str:

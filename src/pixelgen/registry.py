@@ -7,7 +7,6 @@ package's ``__init__`` imports ``pixelgen.models``."""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch.nn as nn
 
 from .errors import ConfigError, UnknownModelError
+from .text import did_you_mean
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -40,8 +40,7 @@ def _builder(name: str) -> Callable[..., nn.Module]:
     try:
         return _MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _MODELS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, _MODELS)
         raise UnknownModelError(
             f"unknown model {name!r}{hint}; valid names: {', '.join(sorted(_MODELS))}"
         ) from None
@@ -65,8 +64,7 @@ def create_model(name: str, **hparams: Any) -> nn.Module:
     unknown = [k for k in hparams if k not in known]
     if unknown:
         k = unknown[0]
-        close = difflib.get_close_matches(k, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(k, known)
         raise ConfigError(f"model {name!r} has no hyperparameter {k!r}{hint}")
     missing = [k for k, v in known.items() if v is inspect.Parameter.empty and k not in hparams]
     if missing:

@@ -11,7 +11,7 @@ import torch
 
 from .config import recipe_from_dict
 from .data import load_split
-from .distributed import resolve_device
+from .devices import parse_device
 from .errors import CheckpointError, ConfigError
 from .evaluate import EvalResult, evaluate
 from .images import grid_scale, save_grid
@@ -49,7 +49,7 @@ def evaluate_checkpoint(
             f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "
             "checkpoint it was exported from"
         )
-    dev = resolve_device(device)
+    dev = parse_device(device)
     model = ckpt.build_model(dev)
     d = recipe_from_dict(ckpt.recipe, source=str(ckpt.path)).data
     data = load_split(d.name, split, root=data_root or d.root, **d.options())

@@ -15,7 +15,6 @@ that the command prints.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ import torch
 from . import pretrained
 from .checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, runs_root
 from .errors import CheckpointError
+from .text import did_you_mean
 
 
 def open_checkpoint(
@@ -91,7 +91,6 @@ def _default(shipped_default: bool) -> tuple[Checkpoint, str | None]:
 
 def _not_found(spec: str) -> str:
     names = pretrained.names()
-    close = difflib.get_close_matches(spec, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(spec, names)
     shipped = f"; shipped models: {', '.join(names)}" if names else ""
     return f"{spec}: no such checkpoint file or run directory, nor a shipped model{hint}{shipped}"

@@ -8,6 +8,7 @@ import typer
 
 from ..images import OCCLUSION_MODES
 from ..sampling.api import complete_images, open_checkpoint
+from . import options
 from .app import app, console
 from .sample import announce, row_progress
 
@@ -38,14 +39,10 @@ def complete_command(
     ),
     samples: int = typer.Option(4, min=1, help="Completions per image."),
     out: Path = typer.Option(Path("completions"), "--out", "-o", help="Output directory."),
-    seed: int | None = typer.Option(None, help="Random seed (default 0)."),
-    temperature: float | None = typer.Option(
-        None, help="Divides the logits: < 1 sharper, > 1 more varied (default 1)."
-    ),
-    method: str | None = typer.Option(
-        None, help="fast (cached, exact) or naive (one forward pass per value); default fast."
-    ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    seed: int | None = options.SEED,
+    temperature: float | None = options.TEMPERATURE,
+    method: str | None = options.METHOD,
+    device: str = options.DEVICE,
 ) -> None:
     source = open_checkpoint(checkpoint)
     announce(source)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..report import evaluate_checkpoint
+from . import options
 from .app import app, console
 
 
@@ -38,7 +39,7 @@ def eval_command(
     data_root: str | None = typer.Option(
         None, "--data-root", help="Where the data set lives, if not where training found it."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = options.DEVICE,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Evaluate a checkpoint: NLL in nats per image and bits/dim, with the standard error.

@@ -10,6 +10,7 @@ import typer
 
 from ..progress import make_progress
 from ..sampling.api import Source, generate_samples, open_checkpoint, parse_size
+from . import options
 from .app import app, console
 
 
@@ -51,16 +52,12 @@ def sample_command(
     out_dir: Path | None = typer.Option(
         None, "--out-dir", help="Also write each image as DIR/sample_<k>.png."
     ),
-    seed: int | None = typer.Option(None, help="Random seed (default 0)."),
-    temperature: float | None = typer.Option(
-        None, help="Divides the logits: < 1 sharper, > 1 more varied (default 1)."
-    ),
-    method: str | None = typer.Option(
-        None, help="fast (cached, exact) or naive (one forward pass per value); default fast."
-    ),
+    seed: int | None = options.SEED,
+    temperature: float | None = options.TEMPERATURE,
+    method: str | None = options.METHOD,
     nrow: int | None = typer.Option(None, min=1, help="Images per grid row."),
     size: str | None = typer.Option(None, help="Image size HxW (default: the training data's)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = options.DEVICE,
 ) -> None:
     """Sample images from a trained model into a PNG grid (defaults: the recipe's sample:)."""
     source = open_checkpoint(checkpoint)

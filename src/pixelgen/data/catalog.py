@@ -4,12 +4,12 @@ did-you-mean) before any loader touches the disk."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..text import did_you_mean
 from . import cifar10, folder, imagenet, mnist
 from .base import SPLITS, ImageSet
 from .options import Option
@@ -46,16 +46,14 @@ def _spec(name: str) -> DatasetSpec:
     key = name.strip().lower().replace("-", "_")
     if key in _SPECS:
         return _SPECS[key]
-    close = difflib.get_close_matches(key, _SPECS, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(key, _SPECS)
     raise ConfigError(f"unknown data set {name!r}{hint}; valid names: {', '.join(_SPECS)}")
 
 
 def _check_split(split: str) -> str:
     if split in SPLITS:
         return split
-    close = difflib.get_close_matches(str(split), SPLITS, n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(str(split), SPLITS, cutoff=0.5)
     raise ConfigError(f"unknown split {split!r}{hint}; valid splits: {', '.join(SPLITS)}")
 
 
@@ -75,8 +73,7 @@ def _check_options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
                 f"data.{key} is only used by {noun} {who}, not by {spec.name!r}; remove it"
             )
         every = sorted({o.name for s in _SPECS.values() for o in s.options})
-        close = difflib.get_close_matches(key, every, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(key, every)
         mine = ", ".join(known) or "none"
         raise ConfigError(f"unknown data option {key!r}{hint}; options of {spec.name!r}: {mine}")
     for opt in spec.options:

@@ -111,9 +111,3 @@ def check_digest(expected: str | None, actual: str, path: Path, error: type[Exce
             f"{path}: the weights do not match their recorded checksum: the file is corrupted; "
             "export it again from the checkpoint"
         )
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message reduced to one line, for one-line errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

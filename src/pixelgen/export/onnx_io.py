@@ -23,7 +23,8 @@ import torch.nn as nn
 from ..checkpoint import Checkpoint
 from ..errors import ExportError
 from ..io import atomic_write
-from .metadata import check_digest, describe, first_line, read_description, tensors_sha256
+from ..text import first_line
+from .metadata import check_digest, describe, read_description, tensors_sha256
 
 # The newest opset the TorchScript-based exporter writes (onnxruntime >= 1.17 runs it).
 OPSET = 20

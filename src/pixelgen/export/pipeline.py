@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ExportError, PixelgenError
 from ..sources import open_checkpoint
-from .metadata import first_line
+from ..text import first_line
 from .onnx_io import require_onnx, write_onnx
 from .program import check_format, load_exported
 from .safetensors_io import write_safetensors

@@ -22,7 +22,8 @@ from ..errors import CheckpointError, PixelgenError
 from ..io import atomic_write
 from ..nn.masked import MaskedConv2d
 from ..registry import create_model
-from .metadata import check_digest, describe, first_line, read_description, tensors_sha256
+from ..text import first_line
+from .metadata import check_digest, describe, read_description, tensors_sha256
 
 
 def portable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

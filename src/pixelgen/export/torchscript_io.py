@@ -29,7 +29,8 @@ import torch.nn as nn
 from ..checkpoint import Checkpoint
 from ..errors import ExportError
 from ..io import atomic_write
-from .metadata import describe, first_line, read_description
+from ..text import first_line
+from .metadata import describe, read_description
 
 EXTRA_FILE = "pixelgen.json"
 

@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..errors import PixelgenError
-from .metadata import first_line
+from ..text import first_line
 
 
 def recorded_size(ckpt: Checkpoint) -> tuple[int, int] | None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import Checkpoint
+from ..devices import parse_device
 from ..errors import ConfigError, ImageError
 from ..images import (
     completion_grid,
@@ -99,17 +100,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2] or m[1])
 
 
-def select_device(name: str) -> torch.device:
-    """``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
-        raise ConfigError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return torch.device(name)
-
-
 def _setting(value: Any, source: Source, key: str, default: Any) -> Any:
     return value if value is not None else source.defaults.get(key, default)
 
@@ -138,7 +128,7 @@ def generate_samples(
         "method": _setting(method, source, "method", "fast"),
         "nrow": _setting(nrow, source, "nrow", None),
     }
-    model = source.checkpoint.build_model(select_device(device))
+    model = source.checkpoint.build_model(parse_device(device))
     settings["device"] = str(next(model.parameters()).device)
     images = sample(
         model,
@@ -188,7 +178,7 @@ def complete_images(
     seed = int(_setting(seed, source, "seed", 0))
     size = source.size
     hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
-    model = source.checkpoint.build_model(select_device(device))
+    model = source.checkpoint.build_model(parse_device(device))
     inputs, all_notes = [], []
     for path in images:
         image, notes = load_image(path, channels=model.channels, levels=model.levels, size=size)
