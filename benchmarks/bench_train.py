@@ -4,7 +4,7 @@ A configuration is a shipped recipe's model (``quick_*``, ``mnist_*``, ``cifar10
 its data set's image format (binarized MNIST 1x28x28 with 2 levels, CIFAR-10 3x32x32 with
 256 levels, or another square size for the memory runs), batch 16, random weights and
 images, run either with the optimized layers of ``pixelgen.nn`` (``fast``) or with the
-plain ones of ``reference_layers.py`` (``reference``), same weights.
+plain ones of ``pixelgen.nn.reference`` (``reference``), same weights.
 
 Measured, each in a fresh process (``measure_in_subprocess``) so that peak memory belongs
 to that configuration alone:
@@ -57,10 +57,9 @@ def recipe_format(recipe: str) -> str:
 
 def build(recipe: str, impl: str, *, layers: int | None = None) -> torch.nn.Module:
     """The recipe's model (seed 0) with the ``fast`` or the ``reference`` layers."""
-    from reference_layers import reference_model
-
     import pixelgen
     from pixelgen.config import load_recipe
+    from pixelgen.nn.reference import reference_model
 
     r = load_recipe(recipe)
     channels, levels, _ = FORMATS[recipe_format(recipe)]
@@ -182,7 +181,7 @@ def layer_measure(spec: dict) -> dict:
     for the recipe's first recurrent layer (``2h`` maps in, ``h`` out) at its image
     size, batch 16. The two run alternately, step by step, so that both see the same
     machine; the median of ``steps`` is kept."""
-    from reference_layers import to_reference
+    from pixelgen.nn.reference import to_reference
 
     torch.set_num_threads(spec["threads"])
     model = build(spec["recipe"], "fast")

@@ -8,7 +8,7 @@ Sections (``--only`` picks one):
   and the paper's CIFAR-10 size (``cifar10_*``), batch 16, N threads (default 2): training
   and evaluation images/s, FLOPs per image, achieved FLOP/s as a fraction of a 2048x2048
   float32 matmul timed in the same run, peak memory, and the speed-up of the optimized
-  layers over ``reference_layers.py`` (see ``bench_train.py`` for how each is measured;
+  layers over ``pixelgen.nn.reference`` (see ``bench_train.py`` for how each is measured;
   the ``quick_*`` and ``mnist_*`` ones are the best of two interleaved rounds) with its
   bound: the speed-up that the optimized model's counted FLOPs would give at the full
   matmul rate, the most any exact float32 implementation of them could reach here.

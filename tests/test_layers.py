@@ -1,13 +1,11 @@
 """The optimized layers (``pixelgen.nn``) compute exactly what the plain reference layers
-(``benchmarks/reference_layers.py``) compute: same state_dict, same outputs and same
+(``pixelgen/nn/reference.py``) compute: same state_dict, same outputs and same
 gradients (parameters and input) to 1e-10 in float64, for every layer and model."""
 
 from __future__ import annotations
 
 import copy
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +14,8 @@ import torch.nn.functional as F
 import pixelgen
 from conftest import tiny_model
 from pixelgen.nn import DiagonalBiLSTM, MaskedConv2d, RowLSTM, channel_groups
+from pixelgen.nn import reference as ref
 from pixelgen.nn.diagonal_lstm import shift_down, skew, unskew
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import reference_layers as ref  # noqa: E402
 
 TOL = 1e-10
 SHAPES = [((5, 7), 1), ((7, 5), 3)]  # (H, W), batch
