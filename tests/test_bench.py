@@ -4,15 +4,10 @@ the timings themselves are ``make bench``'s job, never a test's."""
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import readme_tables  # noqa: E402
-import run as bench  # noqa: E402
+import readme_tables  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
+import run as bench
 
 
 def _row(impl: str, train: float, eval_: float, flops: float = 1e9) -> dict:

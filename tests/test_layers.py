@@ -79,6 +79,32 @@ def test_layer_equals_reference(kind, colours, size, batch):
     _assert_same(layer, _twin(layer), x)
 
 
+@pytest.mark.parametrize("name", pixelgen.list_models())
+def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
+    # Otherwise the comparisons above would compare a layer with itself.
+    import pixelgen.nn.diagonal_lstm as diagonal
+    import pixelgen.nn.masked as masked
+    import pixelgen.nn.row_lstm as row
+
+    plain = ref.reference_model(tiny_model(name))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reference ran an optimized kernel")
+
+    for target, attr in [
+        (masked, "pointwise"),
+        (row, "_row_scan"),
+        (row._RowRecurrence, "apply"),
+        (diagonal, "_diagonal_scan"),
+        (diagonal._DiagonalRecurrence, "apply"),
+    ]:
+        monkeypatch.setattr(target, attr, refuse)
+    x = torch.randint(0, plain.levels, (2, 1, 4, 5))
+    plain.forward_scaled(plain.scale(x).requires_grad_(True)).sum().backward()
+    with pytest.raises(AssertionError, match="optimized kernel"):
+        tiny_model(name)(x)  # and the optimized model does run them
+
+
 @pytest.mark.parametrize("input_state_kernel,state_kernel", [(1, 1), (5, 5), (3, 1)])
 def test_row_lstm_other_kernels(input_state_kernel, state_kernel):
     torch.manual_seed(1)
@@ -104,7 +130,8 @@ def test_diagonal_bilstm_degenerate_sizes(size):
 def test_model_logits_and_gradients_equal_reference(name, channels, levels, size, batch):
     model = tiny_model(name, channels=channels, levels=levels, hidden=3 * channels, layers=2)
     plain = ref.reference_model(model)
-    assert not any(isinstance(m, (RowLSTM, DiagonalBiLSTM, MaskedConv2d)) for m in plain.modules())
+    # every optimized layer runs its reference forward (the twins are exact subclasses)
+    assert not any(type(m) in ref.TWINS for m in plain.modules())
     x = torch.randint(0, levels, (batch, channels, *size))
     _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
 
