@@ -52,3 +52,19 @@ def test_eval_report_writes_pictures_and_json(tmp_path, capsys):
     # the least likely image really has the largest NLL of the 50
     model_nll = [r["nll_nats"] for r in rep["least_likely"]][0]
     assert model_nll >= rep["nll_nats"]
+
+
+def test_eval_takes_its_defaults_from_the_recipe_and_the_command_line_wins(tmp_path, capsys):
+    tiny = ["model.hidden=4", "model.layers=1", "train.max_steps=1", "train.batch_size=4",
+            "train.eval_every=1", "train.eval_max_images=4", "eval.split=valid",
+            "eval.max_images=12", "eval.batch_size=5"]  # fmt: skip
+    run = tmp_path / "run"
+    train(load_recipe("quick_pixelcnn", tiny), run_dir=run, show_progress=False, log=print)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "-", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["split"], report["num_images"]) == ("valid", 12)
+    assert main(["eval", str(run), "--json", "-", "--no-progress", "--split", "test",
+                 "--max-images", "5"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert (report["split"], report["num_images"]) == ("test", 5)

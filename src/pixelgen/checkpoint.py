@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import section_from_dict
 from .errors import CheckpointError
 from .io import atomic_write
 from .registry import create_model
@@ -27,6 +28,11 @@ from .text import first_line
 
 FORMAT = "pixelgen-checkpoint"
 VERSION = 1
+#: Image sides of the data sets a checkpoint may name without recording its size.
+_DATA_SIDES = {
+    "mnist": 28, "binarized_mnist": 28, "fashion_mnist": 28,
+    "cifar10": 32, "imagenet32": 32, "imagenet64": 64,
+}  # fmt: skip
 
 
 @dataclass
@@ -41,6 +47,28 @@ class Checkpoint:
     step: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    def section(self, name: str) -> Any:
+        """The recipe's ``name`` section (``eval``, ``sample``), validated, defaults filled."""
+        recipe = self.recipe if isinstance(self.recipe, dict) else {}
+        return section_from_dict(name, recipe.get(name), source=f"{self.path} (its recipe)")
+
+    def image_size(self, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
+        """``(H, W)`` of the training images: the data description's, else the recipe's
+        ``data.image_size``, else its data set's usual size, else ``default``."""
+        data = self.data if isinstance(self.data, dict) else {}
+        if isinstance(data.get("height"), int) and isinstance(data.get("width"), int):
+            return data["height"], data["width"]
+        recipe_data = self.recipe.get("data") if isinstance(self.recipe, dict) else None
+        if isinstance(recipe_data, dict):
+            side = recipe_data.get("image_size")
+            if isinstance(side, int):
+                return side, side
+            if isinstance(side, (list, tuple)) and len(side) == 2:
+                return int(side[0]), int(side[1])
+            if recipe_data.get("name") in _DATA_SIDES:
+                return (_DATA_SIDES[recipe_data["name"]],) * 2
+        return default
 
     def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         model = create_model(self.model_name, **self.hparams)

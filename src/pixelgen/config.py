@@ -642,6 +642,17 @@ def _check_train(ctx: _Ctx, t: TrainConfig) -> None:
 # ---------------------------------------------------------------------------- public API
 
 
+def section_from_dict(section: str, raw: Any, *, source: str = "<dict>") -> Any:
+    """One validated section of a recipe dict (``eval``, ``sample``, ...), its defaults
+    filled in; a missing section (None) is all defaults."""
+    ctx = _Ctx(source)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        ctx.fail(section, f"expected a mapping, got {_show(raw)}")
+    return _build_section(ctx, section, raw)
+
+
 def recipe_from_dict(
     d: Mapping[str, Any], *, source: str = "<dict>", overrides: Sequence[str] = ()
 ) -> Recipe:

@@ -26,9 +26,9 @@ SPLITS = ("test", "valid", "train")
 def evaluate_checkpoint(
     path: str | Path | None,
     *,
-    split: str = "test",
+    split: str | None = None,
     max_images: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     data_root: str | None = None,
     device: str = "auto",
     show_progress: bool = True,
@@ -37,13 +37,18 @@ def evaluate_checkpoint(
 ) -> dict:
     """The eval report dict: split, num_images, nll_nats, bits_per_dim, nll_nats_stderr,
     checkpoint, model, data (and step, time). Appended to ``RUN/eval.json`` when the
-    checkpoint lives in a run directory. With ``report_dir``, :func:`write_report` also
-    writes its pictures there."""
-    if split not in SPLITS:
+    checkpoint lives in a run directory. ``split``, ``max_images`` and ``batch_size`` left
+    as None come from the recipe's ``eval`` section. With ``report_dir``,
+    :func:`write_report` also writes its pictures there."""
+    if split is not None and split not in SPLITS:
         raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
     ckpt, note = open_checkpoint(path)
     if note:
         log(note)
+    recipe_eval = ckpt.section("eval")
+    split = split or recipe_eval.split
+    batch_size = batch_size or recipe_eval.batch_size
+    max_images = max_images or recipe_eval.max_images
     if not ckpt.recipe:
         raise CheckpointError(
             f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "

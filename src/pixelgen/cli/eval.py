@@ -22,11 +22,22 @@ def eval_command(
     bits_per_dim: bool = typer.Option(
         False, "--bits-per-dim", help="Make bits per dimension the headline number."
     ),
-    split: str = typer.Option("test", "--split", help="test, valid or train."),
-    max_images: int | None = typer.Option(
-        None, "--max-images", min=1, help="Evaluate only the first N images of the split."
+    split: str | None = typer.Option(
+        None, "--split", help="test, valid or train (default: the recipe's eval.split, test)."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    max_images: int | None = typer.Option(
+        None,
+        "--max-images",
+        min=1,
+        help="Evaluate only the first N images of the split (default: the recipe's "
+        "eval.max_images, all).",
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Images per forward pass (default: the recipe's eval.batch_size, 64).",
+    ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the result as JSON to this path ('-' for stdout)."
     ),

@@ -19,7 +19,7 @@ from .onnx_io import require_onnx, write_onnx
 from .program import check_format, load_exported
 from .safetensors_io import write_safetensors
 from .torchscript_io import write_torchscript
-from .verify import dataset_images, max_abs_diff, random_images, recorded_size
+from .verify import dataset_images, max_abs_diff, random_images
 
 BOUNDS = {"safetensors": 1e-4, "torchscript": 1e-4, "onnx": 1e-3}
 WRITERS = {"safetensors": write_safetensors, "torchscript": write_torchscript, "onnx": write_onnx}
@@ -63,7 +63,7 @@ def export_checkpoint(
         raise ExportError(f"{out}: is the checkpoint itself; choose another --out")
     model = ckpt.build_model("cpu")
 
-    size = recorded_size(ckpt)
+    size = ckpt.image_size()
     images, source, why_not = None, "not verified", "not needed"
     if verify or size is None:
         images, found = dataset_images(ckpt, model, batch)

@@ -17,14 +17,6 @@ from ..errors import PixelgenError
 from ..text import first_line
 
 
-def recorded_size(ckpt: Checkpoint) -> tuple[int, int] | None:
-    """``(height, width)`` from the checkpoint's data description, if it has one."""
-    try:
-        return int(ckpt.data["height"]), int(ckpt.data["width"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def dataset_images(
     ckpt: Checkpoint, model: torch.nn.Module, n: int
 ) -> tuple[torch.Tensor | None, str]:
@@ -44,7 +36,7 @@ def dataset_images(
                 f"test split of {data.name} has {found[0]} channels and {found[1]} levels, "
                 f"the model {model.channels} and {model.levels}"
             )
-        size = recorded_size(ckpt)
+        size = ckpt.image_size()
         if size is not None and (images.height, images.width) != size:
             return None, (
                 f"test split of {data.name} holds {images.height}x{images.width} images, "

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import Checkpoint
+from ..config import SampleConfig
 from ..devices import parse_device
 from ..errors import ConfigError, ImageError
 from ..images import (
@@ -26,13 +27,6 @@ from ..images import (
 from . import complete, sample
 from .driver import Progress
 
-#: Image sides of the data sets a checkpoint may name without recording its size.
-_DATA_SIDES = {
-    "mnist": 28, "binarized_mnist": 28, "fashion_mnist": 28,
-    "cifar10": 32, "imagenet32": 32, "imagenet64": 64,
-}  # fmt: skip
-_SAMPLE_KEYS = ("n", "temperature", "method", "nrow", "seed")
-
 
 @dataclass
 class Source:
@@ -42,7 +36,7 @@ class Source:
     path: Path
     note: str | None  # what was chosen, when the argument did not name it outright
     size: tuple[int, int]  # (H, W) the model was trained on
-    defaults: dict[str, Any]  # the recipe's ``sample`` section
+    defaults: SampleConfig  # the recipe's ``sample`` section
 
 
 @dataclass
@@ -67,29 +61,8 @@ def open_checkpoint(spec: str | Path | None) -> Source:
     from ..sources import open_checkpoint as open_spec
 
     ckpt, note = open_spec(spec)
-    recipe = ckpt.recipe if isinstance(ckpt.recipe, dict) else {}
-    section = recipe.get("sample")
-    section = section if isinstance(section, dict) else {}
-    defaults = {k: section[k] for k in _SAMPLE_KEYS if section.get(k) is not None}
-    return Source(ckpt, Path(ckpt.path), note, image_size(ckpt), defaults)
-
-
-def image_size(ckpt: Checkpoint) -> tuple[int, int]:
-    """``(H, W)``: the data description's, else the recipe's ``data.image_size`` or data
-    set, else 28x28."""
-    data = ckpt.data if isinstance(ckpt.data, dict) else {}
-    if isinstance(data.get("height"), int) and isinstance(data.get("width"), int):
-        return data["height"], data["width"]
-    recipe_data = ckpt.recipe.get("data") if isinstance(ckpt.recipe, dict) else None
-    if isinstance(recipe_data, dict):
-        side = recipe_data.get("image_size")
-        if isinstance(side, int):
-            return side, side
-        if isinstance(side, (list, tuple)) and len(side) == 2:
-            return int(side[0]), int(side[1])
-        if recipe_data.get("name") in _DATA_SIDES:
-            return (_DATA_SIDES[recipe_data["name"]],) * 2
-    return 28, 28
+    size = ckpt.image_size(default=(28, 28))
+    return Source(ckpt, Path(ckpt.path), note, size, ckpt.section("sample"))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -100,8 +73,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2] or m[1])
 
 
-def _setting(value: Any, source: Source, key: str, default: Any) -> Any:
-    return value if value is not None else source.defaults.get(key, default)
+def _setting(value: Any, source: Source, key: str) -> Any:
+    """The command line's value, else the recipe's ``sample`` section's (or its default)."""
+    return value if value is not None else getattr(source.defaults, key)
 
 
 def generate_samples(
@@ -121,12 +95,12 @@ def generate_samples(
     """Sample a batch from ``source``; write a grid to ``out`` and, with ``out_dir``, each
     image as ``sample_<k>.png``. Unset options come from the recipe's ``sample`` section."""
     settings = {
-        "n": int(_setting(n, source, "n", 16)),
+        "n": int(_setting(n, source, "n")),
         "size": size or source.size,
-        "seed": int(_setting(seed, source, "seed", 0)),
-        "temperature": float(_setting(temperature, source, "temperature", 1.0)),
-        "method": _setting(method, source, "method", "fast"),
-        "nrow": _setting(nrow, source, "nrow", None),
+        "seed": int(_setting(seed, source, "seed")),
+        "temperature": float(_setting(temperature, source, "temperature")),
+        "method": _setting(method, source, "method"),
+        "nrow": _setting(nrow, source, "nrow"),
     }
     model = source.checkpoint.build_model(parse_device(device))
     settings["device"] = str(next(model.parameters()).device)
@@ -175,7 +149,7 @@ def complete_images(
         raise ConfigError(f"--samples: must be >= 1, got {samples}")
     if not images:
         raise ImageError("no images given: pass one or more image files to complete")
-    seed = int(_setting(seed, source, "seed", 0))
+    seed = int(_setting(seed, source, "seed"))
     size = source.size
     hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
     model = source.checkpoint.build_model(parse_device(device))
@@ -192,8 +166,8 @@ def complete_images(
         x,
         ~hidden,
         generator=torch.Generator().manual_seed(seed),
-        temperature=float(_setting(temperature, source, "temperature", 1.0)),
-        method=_setting(method, source, "method", "fast"),
+        temperature=float(_setting(temperature, source, "temperature")),
+        method=_setting(method, source, "method"),
         progress=progress,
     ).cpu()
     filled = filled.view(len(inputs), samples, *filled.shape[1:])  # (N, K, C, H, W)
