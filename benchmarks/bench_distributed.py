@@ -138,7 +138,7 @@ def gpu_step_rate(
 
     import pixelgen
     from pixelgen.config import load_recipe
-    from pixelgen.train import _autocast, make_optimizer
+    from pixelgen.train import make_autocast, make_optimizer
 
     recipe = load_recipe(f"cifar10_{MODELS[model_name]}")
     device = torch.device(device)
@@ -153,7 +153,7 @@ def gpu_step_rate(
     net = torch.compile(model) if compile else model
     opt = make_optimizer(recipe, model.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    autocast = _autocast(precision, device)
+    autocast = make_autocast(precision, device)
     x = torch.randint(0, 256, (batch, 3, 32, 32), device=device)  # (B, C, H, W)
 
     def step() -> None:

@@ -23,7 +23,7 @@ from pixelgen.config import load_recipe
 from pixelgen.distributed import Dist, PeerLostError, dist_timeout, init_distributed
 from pixelgen.errors import ConfigError
 from pixelgen.registry import create_model
-from pixelgen.train import _Stop, _StopSignals, read_metrics, train
+from pixelgen.train import Stop, StopSignals, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # RMSprop (like Adam) divides out the scale of the gradient, and clipping to a norm would
@@ -322,11 +322,11 @@ def test_guard_reports_a_failed_collective_as_peer_lost():
 
 def test_stop_signal_waits_for_the_end_of_a_protected_block():
     previous = signal.getsignal(signal.SIGTERM)
-    signals = _StopSignals()
+    signals = StopSignals()
     signals.install()
     try:
         finished = False
-        with pytest.raises(_Stop):
+        with pytest.raises(Stop):
             with signals.protect():
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(0.05)
@@ -335,7 +335,7 @@ def test_stop_signal_waits_for_the_end_of_a_protected_block():
         with signals.protect(deliver=False):  # a final save: the signal is dropped
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
-        with pytest.raises(_Stop):
+        with pytest.raises(Stop):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)
     finally:

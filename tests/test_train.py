@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixelgen import checkpoint as ck
 from pixelgen.config import load_recipe
@@ -133,10 +134,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     quiet = {"show_progress": False, "log": lambda *_: None}
     train(tiny(3), run_dir=tmp_path / "run", **quiet)
     good = weights(tmp_path / "run/checkpoints/last.pt")
-    import pixelgen.train as tr
-
-    real = tr.F.cross_entropy
-    monkeypatch.setattr(tr.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     with pytest.raises(TrainingError, match="non-finite loss at step 4"):
         train(tiny(6), run_dir=tmp_path / "run", resume=True, **quiet)
     after = ck.load_checkpoint(tmp_path / "run/checkpoints/last.pt")
@@ -144,10 +143,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
 
 
 def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
-    import pixelgen.train as tr
-
     calls = {"n": 0}
-    real = tr.F.cross_entropy
+    real = F.cross_entropy
 
     def interrupt_on_fifth(*a, **k):
         calls["n"] += 1
@@ -155,7 +152,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tr.F, "cross_entropy", interrupt_on_fifth)
+    monkeypatch.setattr(F, "cross_entropy", interrupt_on_fifth)
     result = train(tiny(100), run_dir=tmp_path / "run", show_progress=False, log=lambda *_: None)
     assert result.interrupted and result.step == 4
     assert ck.load_checkpoint(tmp_path / "run/checkpoints/last.pt").step == 4

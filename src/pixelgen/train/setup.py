@@ -1,0 +1,236 @@
+"""Everything a run needs before its first step, in one :class:`Session`: the run
+directory (and the checkpoint to resume from), the data, the model, the optimizer, the
+schedule, the process group and the device."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import checkpoint as ck
+from ..config import Recipe, dump_recipe, recipe_to_dict
+from ..data import load_split
+from ..distributed import Dist, init_distributed
+from ..errors import ConfigError, PixelgenError
+from ..evaluate import check_compatible
+from ..registry import create_model
+from . import metrics
+from .signals import StopSignals
+
+
+@dataclass
+class Session:
+    """A run in progress. ``step``, ``best`` and ``saved`` change as it trains."""
+
+    recipe: Recipe
+    run_dir: Path
+    dist: Dist
+    device: torch.device
+    autocast: Any  # () -> context manager
+    train_set: Any
+    valid_set: Any
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model as trained: compiled and/or wrapped in DDP
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    total: int  # steps of the whole run
+    owns_group: bool
+    step: int = 0
+    best: float | None = None  # best validation NLL (nats)
+    saved: int | None = None  # the step last.pt holds
+    resumed_from: Path | None = None
+    signals: StopSignals = field(default_factory=StopSignals)
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def per_epoch(self) -> int:
+        return len(self.train_set) // self.recipe.train.batch_size
+
+    @property
+    def dims(self) -> int:
+        d = self.train_set
+        return d.channels * d.height * d.width
+
+    def bits(self, nats: float) -> float:
+        return nats / (self.dims * math.log(2))
+
+
+def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> Session:
+    """Build the session of ``recipe`` (resumed from ``RUN/checkpoints/last.pt`` with
+    ``resume``); rank 0 writes the resolved recipe and says what it built."""
+    t = recipe.train
+    owns_group = not torch.distributed.is_initialized()
+    dist, device = init_distributed(t.device)
+    if t.batch_size % (dist.world_size * t.accumulate):
+        raise ConfigError(
+            f"train.batch_size: {t.batch_size} is not divisible by {dist.world_size} process(es) "
+            f"x train.accumulate={t.accumulate}"
+        )
+    autocast = make_autocast(t.precision, device)
+    where, resume_from = _on_main(dist, lambda: _locate(recipe, run_dir, resume))
+    d = recipe.data
+    train_set = load_split(d.name, "train", root=d.root, **d.options())
+    valid_set = load_split(d.name, "valid", root=d.root, **d.options())
+    torch.manual_seed(t.seed)
+    model = create_model(
+        recipe.model.name,
+        channels=train_set.channels,
+        levels=train_set.levels,
+        **recipe.model.kwargs(),
+    ).to(device)
+    check_compatible(model, valid_set)
+    per_epoch = len(train_set) // t.batch_size
+    if per_epoch == 0:
+        raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train_set)} images")
+    total = t.max_steps if t.max_steps is not None else t.epochs * per_epoch
+    opt = make_optimizer(recipe, model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe, total))
+    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    s = Session(
+        recipe=recipe, run_dir=where, dist=dist, device=device, autocast=autocast,
+        train_set=train_set, valid_set=valid_set, model=model, net=model, opt=opt,
+        sched=sched, scaler=scaler, total=total, owns_group=owns_group and dist.active,
+    )  # fmt: skip
+    if resume_from is not None:
+        _restore(s, resume_from)
+    s.net = _wrap(s)
+    if dist.is_main:
+        _announce(s, log)
+    return s
+
+
+def default_run_dir(recipe: Recipe, resume: bool) -> Path:
+    stem = Path(recipe.source).stem or "run"
+    root = ck.runs_root()
+    if resume:
+        runs = sorted(root.glob(f"{stem}-*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise ConfigError(f"--resume: no earlier run of {stem!r} under {root}/ (use --out)")
+        return runs[-1].parent.parent
+    return root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def lr_lambda(recipe: Recipe, total_steps: int):
+    t = recipe.train
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else 1.0
+        if t.schedule == "cosine":
+            progress = min(1.0, step / max(1, total_steps))
+            return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if t.schedule == "exponential":
+            return warm * t.lr_decay**step
+        return warm
+
+    return factor
+
+
+def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    t = recipe.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.RMSprop(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool):
+    where = Path(run_dir) if run_dir else default_run_dir(recipe, resume)
+    last = where / "checkpoints" / "last.pt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    if not resume and last.is_file():
+        raise ConfigError(f"{where} already holds a run: pass --resume, or choose --out")
+    return where, ck.load_checkpoint(last) if resume else None
+
+
+def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
+    saved = ckpt.recipe
+    for section in ("model", "data"):
+        if saved.get(section) != recipe_to_dict(s.recipe)[section]:
+            raise ConfigError(
+                f"--resume: the recipe's {section} section differs from the run's "
+                f"({ckpt.path}); only train/eval/sample settings may change on resume"
+            )
+    s.model.load_state_dict(ckpt.weights)
+    st = ckpt.state
+    s.opt.load_state_dict(st["optimizer"])
+    s.sched.load_state_dict(st["scheduler"])
+    s.scaler.load_state_dict(st["scaler"])
+    ck.set_rng_state(st["rng"])
+    s.model.to(s.device)
+    s.step, s.best, s.saved = ckpt.step, st.get("best_valid_nll"), ckpt.step
+    s.resumed_from = ckpt.path
+
+
+def _wrap(s: Session) -> torch.nn.Module:
+    net = s.model
+    if s.recipe.train.compile:
+        net = torch.compile(net)
+    if s.dist.active:
+        ids = [s.device.index] if s.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    return net
+
+
+def _announce(s: Session, log) -> None:
+    (s.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (s.run_dir / "recipe.yaml").write_text(dump_recipe(s.recipe))
+    metrics.trim(s.run_dir, s.step)
+    log(f"run directory: {s.run_dir}")
+    params = sum(p.numel() for p in s.model.parameters())
+    procs = f" x {s.dist.world_size} processes" if s.dist.active else ""
+    log(f"model: {s.recipe.model.name} ({params:,} parameters) on {s.device}{procs}")
+    log(f"data: {s.train_set.description}")
+    if s.resumed_from is not None:
+        seen = s.step * s.recipe.train.batch_size
+        log(
+            f"resuming from {s.resumed_from}: step {s.step} of {s.total}, {seen:,} images "
+            f"seen (epoch {s.step // s.per_epoch + 1})"
+        )
+
+
+def _on_main(dist: Dist, fn):
+    """``fn()`` run on rank 0 only, its result (or its error) on every rank: rank 0 alone
+    needs to see the run directory, and all ranks then agree on it or fail together."""
+    if not dist.active:
+        return fn()
+    result = error = None
+    if dist.is_main:
+        try:
+            result = fn()
+        except PixelgenError as exc:
+            error = exc
+    result, error = dist.broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
+def make_autocast(precision: str, device: torch.device):
+    """A factory of the autocast context for ``train.precision`` (fp32: none)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None:
+        return nullcontext
+    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision: bf16 is not supported by {device}; use fp16 or fp32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.autocast(device.type, dtype=dtype):
+            pass
+    # torch only warns (and silently runs fp32) when a device lacks the dtype
+    if any("autocast" in str(w.message).lower() for w in caught):
+        raise ConfigError(
+            f"train.precision: {precision} autocast is not supported on {device.type} by "
+            f"torch {torch.__version__}; use fp32 or bf16"
+        )
+    return lambda: torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,67 @@
+"""One optimizer step: the step's batch, the forward and backward passes over its
+micro-batches, the non-finite check and the parameter update."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import TrainingError
+from .setup import Session
+
+
+def batch_indices(step: int, num_images: int, batch: int, seed: int) -> tuple[torch.Tensor, int]:
+    """The global batch of ``step``: a slice of the seeded permutation of its epoch."""
+    per_epoch = num_images // batch
+    epoch, k = divmod(step, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(num_images, generator=gen)
+    return perm[k * batch : (k + 1) * batch], epoch
+
+
+def next_batch(s: Session) -> torch.Tensor:
+    """This process's share ``(b, C, H, W)`` of the global batch of step ``s.step``."""
+    t = s.recipe.train
+    idx, epoch = batch_indices(s.step, len(s.train_set), t.batch_size, t.seed)
+    s.train_set.set_epoch(epoch)
+    share = t.batch_size // s.dist.world_size
+    local = idx[s.dist.rank * share : (s.dist.rank + 1) * share]
+    return torch.stack([s.train_set[int(i)] for i in local]).to(s.device, torch.long)
+
+
+def train_step(s: Session, x: torch.Tensor) -> float:
+    """One optimizer step on ``x``; returns the global batch's mean NLL (nats) and
+    advances ``s.step``. A non-finite loss raises before any parameter changes."""
+    t, dist = s.recipe.train, s.dist
+    s.net.train()
+    s.opt.zero_grad(set_to_none=True)
+    total_nll = torch.zeros((), device=s.device, dtype=torch.float64)
+    micro = x.chunk(t.accumulate)
+    for m, xb in enumerate(micro):
+        sync = m == len(micro) - 1 or not dist.active
+        with nullcontext() if sync else s.net.no_sync():
+            with s.autocast():
+                logits = s.net(xb)  # (b, L, C, H, W)
+                nll = F.cross_entropy(logits.float(), xb, reduction="sum")
+            # DDP all-reduces the gradients during the last micro-batch's backward
+            with dist.guard("the gradient all-reduce") if sync else nullcontext():
+                s.scaler.scale(nll / len(x)).backward()
+        total_nll += nll.detach().double()
+    mean_nll = dist.all_reduce_sum(total_nll) / t.batch_size
+    if not torch.isfinite(mean_nll):
+        raise TrainingError(
+            f"non-finite loss at step {s.step + 1}; stopped, and {s.last_path} keeps the last "
+            "good state (lower train.lr or set train.grad_clip)"
+        )
+    # A stop signal waits: the parameters and the step counter change together.
+    with s.signals.protect():
+        if t.grad_clip is not None:
+            s.scaler.unscale_(s.opt)
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), t.grad_clip)
+        s.scaler.step(s.opt)
+        s.scaler.update()
+        s.sched.step()
+        s.step += 1
+    return mean_nll.item()
