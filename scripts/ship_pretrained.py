@@ -7,8 +7,8 @@ of the run's data set and on its first 1,000 images, then writes
 ``src/pixelgen/pretrained/NAME.safetensors`` with the recipe and these results: test NLL
 with its standard error, validation NLL, steps, images seen, training time (the sum of the
 logged step times in ``metrics.jsonl``: training steps only, validation excluded), the
-machine and the threads the run used. ``tests/test_pretrained.py`` re-evaluates the first
-1,000 images against the recorded value.
+validation curve, the machine and the threads the run used. ``tests/test_pretrained.py``
+re-evaluates the first 1,000 images against the recorded value.
 """
 
 from __future__ import annotations
@@ -72,11 +72,14 @@ def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
         "test_images": full.num_images,
         "test_first_1000_nll_nats": first.nll_nats,
         "valid_nll_nats": valid[-1]["nll_nats"] if valid else None,
+        # [images seen, validation NLL] at every validation of the run, for the curves
+        "valid_curve": [[r["step"] * batch, r["nll_nats"]] for r in rows if r["split"] == "valid"],
+        "valid_images": valid[-1]["num_images"] if valid else None,
         "step": ckpt.step,
         "images_seen": ckpt.step * batch,
         "train_hours": train_seconds(rows, batch, ckpt.step) / 3600,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "machine": f"{cpu_name()}, {threads} thread(s), {platform.machine()}, no GPU",
+        "machine": f"{cpu_name()} ({os.cpu_count()} cores), {threads} thread(s), no GPU",
         "torch": torch.__version__,
         "pixelgen": pixelgen.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -93,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     ckpt = load_checkpoint(args.run / "checkpoints" / "best.pt")
-    recipe_path = args.recipe or f"recipes/{args.name}.yaml"
+    recipe_path = args.recipe or args.name  # a shipped recipe's name
     results = results_of(args.run, ckpt, args.threads, recipe_path)
     out = FOLDER / f"{args.name}{SUFFIX}"
     write_pretrained(ckpt.build_model("cpu"), ckpt, out, results=results)

@@ -57,16 +57,18 @@ def pretrained_command() -> None:
     """List the models shipped with pixelgen (usable by name wherever a checkpoint is asked
     for: `pixelgen sample mnist_pixelcnn`)."""
     table = Table(title="shipped pretrained models")
-    for column in ("name", "model", "data", "test NLL (nats)", "parameters", "trained"):
-        table.add_column(column, style="bold" if column == "name" else None)
+    for column in ("name", "model", "data", "test NLL (nats)", "parameters", "trained on"):
+        whole = column in ("name", "model", "test NLL (nats)")
+        style = "bold" if column == "name" else None
+        table.add_column(column, style=style, no_wrap=whole, overflow="fold")
     for m in shipped():
         r = m.results
         table.add_row(
             m.name,
             m.model_name,
-            r.get("data", m.data.get("description", "?")),
+            r.get("data", "?").removesuffix(" test"),
             f"{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}",
             f"{m.parameters:,}",
-            f"{r['images_seen']:,} images, {r['train_hours']:.1f} h",
+            f"{r['images_seen'] / 1000:,.0f}k images, {r['train_hours']:.1f} h",
         )
     console.print(table)

@@ -1,0 +1,105 @@
+"""The README's results from the shipped pretrained models, every figure recomputed:
+
+    .venv/bin/python scripts/readme_results.py [--out docs/images]
+
+Writes, for each shipped model NAME: ``pretrained_NAME_samples.png`` (16 samples, seed
+0), ``pretrained_NAME_completions.png`` (the hidden bottom half of the first 6 binarized
+MNIST test digits, 4 completions each: original | occluded | completions) and
+``pretrained_NAME_heatmap.png`` (mean NLL per pixel over the full test set, from
+``pixelgen eval --report``); and ``pretrained_valid_curves.png``: the validation NLL of
+each model against images seen, with the paper's results as lines. Prints the Markdown
+results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pixelgen import pretrained, sources
+from pixelgen.data import load_split
+from pixelgen.images import completion_grid, occlusion_mask, save_grid
+from pixelgen.plots import plot_curves
+from pixelgen.report import evaluate_checkpoint
+from pixelgen.sampling import complete
+
+#: Table 4 of the paper: test NLL (nats) on binarized MNIST.
+PAPER = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20}
+LABEL = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
+
+
+def pictures(info: pretrained.Pretrained, out: Path, test) -> None:
+    model = sources.read_shipped(info).build_model()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        samples = model.sample(16, (28, 28), generator=gen)
+    save_grid(samples, 2, out / f"pretrained_{info.name}_samples.png", nrow=8, scale=2)
+    digits = torch.stack([test[i] for i in range(6)])  # (6, 1, 28, 28)
+    hidden = occlusion_mask("bottom-half", (28, 28))
+    x = digits.repeat_interleave(4, 0)
+    with torch.no_grad():
+        filled = complete(model, x, ~hidden, generator=torch.Generator().manual_seed(0))
+    grid = out / f"pretrained_{info.name}_completions.png"
+    completion_grid(digits, hidden, filled.view(6, 4, 1, 28, 28), 2, grid, scale=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluate_checkpoint(info.name, report_dir=tmp, show_progress=False, log=lambda *a: 0)
+        shutil.copy(Path(tmp) / "heatmap.png", out / f"pretrained_{info.name}_heatmap.png")
+
+
+def curves(models: list[pretrained.Pretrained], out: Path) -> None:
+    series = {}
+    for m in models:
+        points = [(seen / 1000, nll) for seen, nll in m.results["valid_curve"]]
+        series[f"{LABEL.get(m.model_name, m.model_name)} (validation)"] = points
+    last = max(p[0] for s in series.values() for p in s)
+    for m in models:
+        paper = PAPER.get(m.model_name)
+        if paper is not None:
+            series[f"paper {LABEL[m.model_name]} (test) {paper}"] = [(0, paper), (last, paper)]
+    plot_curves(
+        series,
+        out / "pretrained_valid_curves.png",
+        title="binarized MNIST",
+        xlabel="thousands of training images seen",
+        ylabel="NLL, nats",
+    )
+
+
+def table(models: list[pretrained.Pretrained]) -> str:
+    rows = [
+        "| model | paper | pixelgen (test NLL, nats) | images seen | training time | machine |"
+        " command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        r = m.results
+        rows.append(
+            f"| {LABEL.get(m.model_name, m.model_name)} `{m.name}` "
+            f"| {PAPER.get(m.model_name, float('nan')):.2f} "
+            f"| **{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}** "
+            f"| {r['images_seen']:,} ({r['images_seen'] / 50_000:.1f} epochs) "
+            f"| {r['train_hours']:.1f} h | {r['machine']} | `{r['reproduce']}` |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    models = pretrained.shipped()
+    test = load_split("binarized_mnist", "test")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for info in models:
+        pictures(info, args.out, test)
+    curves(models, args.out)
+    print(table(models))
+
+
+if __name__ == "__main__":
+    main()
