@@ -8,7 +8,8 @@ MNIST test digits, 4 completions each: original | occluded | completions) and
 ``pretrained_NAME_heatmap.png`` (mean NLL per pixel over the full test set, from
 ``pixelgen eval --report``); and ``pretrained_valid_curves.png``: the validation NLL of
 each model against images seen, with the paper's results as lines. Prints the Markdown
-results table.
+results table and puts it in the README between ``<!-- results-table -->`` and
+``<!-- /results-table -->``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def table(models: list[pretrained.Pretrained]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    ap.add_argument("--readme", type=Path, default=Path("README.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     models = pretrained.shipped()
@@ -98,7 +100,13 @@ def main() -> None:
     for info in models:
         pictures(info, args.out, test)
     curves(models, args.out)
-    print(table(models))
+    text = table(models)
+    print(text)
+    if args.readme.is_file():
+        readme = args.readme.read_text()
+        start, end = "<!-- results-table -->\n", "<!-- /results-table -->"
+        head, rest = readme.split(start, 1)
+        args.readme.write_text(head + start + text + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":
