@@ -89,8 +89,11 @@ def test_bad_input_is_one_line_error(args, code, message, capsys, tmp_path, monk
     assert len(err.strip().splitlines()) <= 2  # one message (rich may wrap long lines)
 
 
-def test_eval_without_runs_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+def test_eval_without_runs_or_shipped_models_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from pixelgen import pretrained
+
     monkeypatch.setenv("PIXELGEN_RUNS", str(tmp_path / "empty"))
+    monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "no_shipped_models")
     code, _, err = run(["eval"], capsys)
     assert code == 1 and "train one first" in err
 

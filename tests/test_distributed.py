@@ -132,7 +132,8 @@ def test_only_rank_zero_writes(runs):
         (4, "train"),
         (4, "valid"),
     ]  # once each, not per rank
-    assert {p.name for p in (runs / "ddp/checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    files = {p.name for p in (runs / "ddp/checkpoints").iterdir()}
+    assert files == {"last.pt", "last.prev.pt", "best.pt"}
     valid = [r for r in rows if r["split"] == "valid"]
     assert all(r["num_images"] == 9 for r in valid)  # 4 + 5 images over two shards
 

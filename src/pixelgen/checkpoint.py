@@ -10,6 +10,7 @@ file carrying a pickled object is refused and its payload never runs. Writes are
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -80,8 +81,10 @@ class Checkpoint:
         return model.to(device).eval()
 
 
-def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
-    """Atomically write ``ckpt`` to ``path`` (weights stored as fp32 on the CPU)."""
+def save_checkpoint(path: str | Path, ckpt: Checkpoint, *, keep_previous: bool = False) -> None:
+    """Atomically write ``ckpt`` to ``path`` (weights stored as fp32 on the CPU), with a
+    checksum of every tensor. ``keep_previous`` first renames the file it replaces to
+    ``<stem>.prev.pt``, so that one damaged file never loses a run."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -92,7 +95,14 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "weights": {k: _cpu_fp32(v) for k, v in ckpt.weights.items()},
         "state": ckpt.state,
     }
-    atomic_write(path, lambda f: torch.save(payload, f))
+    payload["checksums"] = _checksums(payload)
+    keep = previous_path(Path(path)) if keep_previous else None
+    atomic_write(path, lambda f: torch.save(payload, f), keep=keep)
+
+
+def previous_path(path: Path) -> Path:
+    """Where ``save_checkpoint(keep_previous=True)`` keeps the file it replaced."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -102,24 +112,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         path = resolve_run_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path}: refused: the file carries pickled Python objects, which pixelgen never "
-            "loads (only tensors and plain values)"
-        ) from None
-    except Exception as exc:  # truncated zip, not a torch file, a TorchScript program ...
-        if "TorchScript" in str(exc):
-            raise CheckpointError(
-                f"{path}: this is a TorchScript export, not a checkpoint; load it with "
-                "torch.jit.load"
-            ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a pixelgen checkpoint")
-    if payload.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: written by a newer pixelgen (version {payload['version']})")
+    payload = _read_payload(path)
+    _verify(payload, path)
     try:
         return Checkpoint(
             model_name=payload["model"]["name"],
@@ -206,3 +200,90 @@ def _to_tuple(x):
 def _cpu_fp32(t: torch.Tensor) -> torch.Tensor:
     t = t.detach().cpu()
     return t.float() if t.is_floating_point() else t
+
+
+def _read_payload(path: Path) -> dict:
+    """The file's contents, read with ``weights_only`` (tensors and plain values only)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: the file carries pickled Python objects, which pixelgen never "
+            "loads (only tensors and plain values)"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file, a TorchScript program ...
+        if "TorchScript" in str(exc):
+            raise CheckpointError(
+                f"{path}: this is a TorchScript export, not a checkpoint; load it with "
+                "torch.jit.load"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a pixelgen checkpoint")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: written by a newer pixelgen (version {payload['version']})")
+    return payload
+
+
+def _tensors(obj: Any, prefix: str = ""):
+    """``(entry, tensor)`` of every tensor in nested dicts and lists, e.g.
+    ``("weights/head.out.bias", t)``."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}/{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}/{i}")
+
+
+def _digest(t: torch.Tensor) -> str:
+    data = t.detach().cpu().contiguous().reshape(-1)
+    h = hashlib.sha256(f"{data.dtype}{tuple(t.shape)}".encode())
+    h.update(data.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _checksums(payload: dict) -> dict[str, str]:
+    """A SHA-256 of each tensor of the weights and the training state, by entry."""
+    parts = {"weights": payload["weights"], "state": payload["state"]}
+    return {entry: _digest(t) for entry, t in _tensors(parts)}
+
+
+def _mismatches(payload: dict, path: Path) -> list[str]:
+    """The entries whose tensors do not match their recorded checksums (none for a
+    checkpoint written before checksums were recorded)."""
+    recorded = payload.get("checksums")
+    if recorded is None:
+        return []
+    try:
+        actual = _checksums(payload)
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{path}: incomplete checkpoint (no weights or state)") from None
+    return sorted(set(recorded) ^ set(actual)) or [e for e in actual if actual[e] != recorded[e]]
+
+
+def _verify(payload: dict, path: Path) -> None:
+    bad = _mismatches(payload, path)
+    if bad:
+        raise CheckpointError(
+            f"{path}: corrupted: {bad[0]} does not match its recorded checksum"
+            f"{'' if len(bad) == 1 else f' (and {len(bad) - 1} more entries)'}; "
+            f"{_intact_sibling(path)}"
+        )
+
+
+def _intact_sibling(path: Path) -> str:
+    """Which other checkpoint of the same run directory loads and verifies, if any."""
+    for name in ("last.pt", "last.prev.pt", "best.pt"):
+        other = path.with_name(name)
+        if other == path or not other.is_file():
+            continue
+        try:
+            if _mismatches(_read_payload(other), other):
+                continue
+        except CheckpointError:
+            continue
+        return f"{other} is intact"
+    return "no other checkpoint of this run is intact"

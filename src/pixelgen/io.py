@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it over."""
+def atomic_write(path: str | Path, write, *, keep: Path | None = None) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it over.
+    With ``keep``, the file being replaced is first renamed to ``keep`` (so that for a
+    moment only ``keep`` exists, never a partial file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -17,6 +19,8 @@ def atomic_write(path: str | Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if keep is not None and path.exists():
+            os.replace(path, keep)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

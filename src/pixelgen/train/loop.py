@@ -64,7 +64,8 @@ def save(s: Session, path: Path, *, final: bool = False) -> None:
     """Write the session as a checkpoint at ``path``, atomically. A stop signal waits for
     the end of the write; the last save of a run (``final``) drops it."""
     with s.signals.protect(deliver=not final):
-        ck.save_checkpoint(path, _checkpoint(s))
+        # last.pt keeps its predecessor as last.prev.pt: one damaged file never loses a run
+        ck.save_checkpoint(path, _checkpoint(s), keep_previous=path == s.last_path)
         if path == s.last_path:
             s.saved = s.step
 

@@ -18,7 +18,7 @@ from .. import checkpoint as ck
 from ..config import Recipe, dump_recipe, recipe_to_dict
 from ..data import load_split
 from ..distributed import Dist, init_distributed
-from ..errors import ConfigError, PixelgenError
+from ..errors import CheckpointError, ConfigError, PixelgenError
 from ..evaluate import check_compatible
 from ..registry import create_model
 from . import metrics
@@ -78,7 +78,9 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
             f"x train.accumulate={t.accumulate}"
         )
     autocast = make_autocast(t.precision, device)
-    where, resume_from = _on_main(dist, lambda: _locate(recipe, run_dir, resume))
+    where, resume_from, note = _on_main(dist, lambda: _locate(recipe, run_dir, resume))
+    if note and dist.is_main:
+        log(note)
     d = recipe.data
     train_set = load_split(d.name, "train", root=d.root, **d.options())
     valid_set = load_split(d.name, "valid", root=d.root, **d.options())
@@ -144,13 +146,24 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
 
 
 def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool):
+    """``(run directory, checkpoint to resume from or None, a warning or None)``."""
     where = Path(run_dir) if run_dir else default_run_dir(recipe, resume)
     last = where / "checkpoints" / "last.pt"
-    if resume and not last.is_file():
+    prev = ck.previous_path(last)
+    if not resume:
+        if last.is_file() or prev.is_file():
+            raise ConfigError(f"{where} already holds a run: pass --resume, or choose --out")
+        return where, None, None
+    if not last.is_file() and not prev.is_file():
         raise ConfigError(f"--resume: {last} does not exist")
-    if not resume and last.is_file():
-        raise ConfigError(f"{where} already holds a run: pass --resume, or choose --out")
-    return where, ck.load_checkpoint(last) if resume else None
+    try:
+        return where, ck.load_checkpoint(last), None
+    except CheckpointError as exc:
+        if not prev.is_file():
+            raise
+        # killed between the two renames of a save, or last.pt damaged: one save back
+        fallback = ck.load_checkpoint(prev)
+        return where, fallback, f"warning: {exc}; resuming from {prev} (step {fallback.step})"
 
 
 def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
