@@ -110,3 +110,15 @@ def test_resume_after_a_kill_between_the_two_renames(tmp_path):
     run(tmp_path, 6, resume=True, log=lines.append)
     assert any("resuming from" in ln and "last.prev.pt" in ln for ln in lines)
     assert ck.load_checkpoint(folder / "last.pt").step == 6
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [(b"", "an empty file"), (b"\x89PNG\r\n\x1a\n....", "a PNG image"),
+     (b"\xff\xd8\xff\xe0..", "a JPEG image")],
+)  # fmt: skip
+def test_a_file_that_is_not_a_checkpoint_says_what_it_is(tmp_path, content, kind):
+    path = tmp_path / "x.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"{kind}, not a checkpoint"):
+        ck.load_checkpoint(path)

@@ -202,8 +202,19 @@ def _cpu_fp32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.is_floating_point() else t
 
 
+#: What a file that is not a checkpoint most likely is, by its first bytes.
+_NOT_CHECKPOINTS = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+    b"%PDF": "a PDF document",
+}
+
+
 def _read_payload(path: Path) -> dict:
     """The file's contents, read with ``weights_only`` (tensors and plain values only)."""
+    _check_kind(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -223,6 +234,20 @@ def _read_payload(path: Path) -> dict:
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: written by a newer pixelgen (version {payload['version']})")
     return payload
+
+
+def _check_kind(path: Path) -> None:
+    """Say what a file plainly not a checkpoint is, before torch guesses at it."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise CheckpointError(f"{path}: an empty file, not a checkpoint")
+    for magic, kind in _NOT_CHECKPOINTS.items():
+        if head.startswith(magic):
+            raise CheckpointError(
+                f"{path}: {kind}, not a checkpoint (expected a .pt file written by "
+                "pixelgen train, a run directory, or a shipped model's name)"
+            )
 
 
 def _tensors(obj: Any, prefix: str = ""):
