@@ -328,6 +328,15 @@ def test_override_can_change_the_model():
     assert r.model.name == "pixelcnn" and r.model.kwargs()["kernel"] == 5
 
 
+def test_a_run_length_on_the_command_line_replaces_the_recipes():
+    by_epochs = load_recipe("mnist_rowlstm", ["train.max_steps=100"])
+    assert (by_epochs.train.max_steps, by_epochs.train.epochs) == (100, None)
+    by_steps = load_recipe("quick_rowlstm", ["train.epochs=2"])
+    assert (by_steps.train.max_steps, by_steps.train.epochs) == (None, 2)
+    message = config_error(MINIMAL, overrides=["train.epochs=3", "train.max_steps=5"])
+    assert "cannot be set together with train.max_steps" in message
+
+
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
@@ -343,7 +352,6 @@ def test_override_can_change_the_model():
         ("train.lr=-1", "train.lr: must be > 0, got -1.0"),
         ("model.hidden=many", "model.hidden: expected an integer, got 'many'"),
         ("model.channels=3", "model.channels: set by the data set"),
-        ("train.epochs=3", "train.epochs: cannot be set together with train.max_steps"),
         ("train.accumulate=3", "train.accumulate: must divide train.batch_size"),
         ("train.lr=[", "train.lr: cannot read the value as YAML"),
         ("model.name=rowlstm", "model.name: unknown model 'rowlstm'"),

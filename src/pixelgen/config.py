@@ -452,6 +452,21 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
     return parts[0], parts[1], value
 
 
+def _command_line_length_wins(merged: dict[str, Any], origins: Mapping[str, str]) -> None:
+    """A run length given with ``--set`` (``train.max_steps`` or ``train.epochs``) replaces
+    the recipe's other one, as a command-line value is expected to; both given with
+    ``--set`` stay an error."""
+    train = merged.get("train")
+    if not isinstance(train, dict):
+        return
+    lengths = ("max_steps", "epochs")
+    given = [k for k in lengths if f"train.{k}" in origins and train.get(k) is not None]
+    if len(given) == 1:
+        other = lengths[1 - lengths.index(given[0])]
+        if f"train.{other}" not in origins:
+            train[other] = None
+
+
 def _merge_overrides(
     d: Mapping[str, Any], overrides: Sequence[str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -493,6 +508,7 @@ def _merge_overrides(
             ctx.fail(section, f"expected a mapping of keys, got {_show(target)}")
         target[key] = value
         origins[f"{section}.{key}"] = where
+    _command_line_length_wins(merged, origins)
     return merged, origins
 
 
