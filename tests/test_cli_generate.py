@@ -93,6 +93,16 @@ def test_complete_keeps_known_pixels(tmp_path, ckpt, capsys, mode):
     assert "in1_grid.png" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("as_run_dir", [False, True])
+def test_complete_takes_the_checkpoint_as_its_first_argument(tmp_path, ckpt, capsys, as_run_dir):
+    image = save_image(torch.zeros(1, 8, 8, dtype=torch.long), 2, tmp_path / "a.png")
+    first = ckpt.parent.parent if as_run_dir else ckpt
+    out = tmp_path / "out"
+    args = ["complete", str(first), "--occlude", "bottom-half", "--samples", "1"]
+    assert main([*args, "--out", str(out), str(image)]) == 0
+    assert (out / "a_grid.png").is_file() and not (out / f"{first.stem}_grid.png").exists()
+
+
 def test_complete_converts_inputs_with_a_note(tmp_path, ckpt, capsys):
     big = tmp_path / "big.png"
     Image.new("RGB", (16, 16), (200, 200, 200)).save(big)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .. import pretrained
 from ..images import OCCLUSION_MODES
 from ..sampling.api import complete_images, open_checkpoint
 from . import options
@@ -22,13 +23,17 @@ _HELP = (
     "Inputs are converted to the model's format (colours, size, levels) with a note. Values "
     "are drawn in raster order, each conditioned on everything before it: known values "
     "further down the image are kept but cannot inform what is drawn above them. The "
-    "checkpoint is the --checkpoint/-c option, since the images take the arguments."
+    "checkpoint is the --checkpoint/-c option, or, as in the other commands, the first "
+    "argument when that is a run directory, a .pt or .safetensors file or a shipped model: "
+    "pixelgen complete runs/RUN --occlude bottom-half a.png."
 )
 
 
 @app.command("complete", help=_HELP)
 def complete_command(
-    images: list[Path] = typer.Argument(..., help="Images to complete."),
+    images: list[Path] = typer.Argument(
+        ..., help="Images to complete, after an optional checkpoint (see above)."
+    ),
     occlude: str = typer.Option(..., "--occlude", help=f"What to hide: {_MODES}."),
     checkpoint: Path | None = typer.Option(
         None,
@@ -44,6 +49,8 @@ def complete_command(
     method: str | None = options.METHOD,
     device: str = options.DEVICE,
 ) -> None:
+    if checkpoint is None and len(images) > 1 and _names_a_checkpoint(images[0]):
+        checkpoint, images = images[0], images[1:]
     source = open_checkpoint(checkpoint)
     announce(source)
     with row_progress("completing") as progress:
@@ -63,3 +70,11 @@ def complete_command(
     for r in results:
         done = f"{r.image}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"
         console.print(done, soft_wrap=True)
+
+
+def _names_a_checkpoint(arg: Path) -> bool:
+    """A run directory, a checkpoint or export file, or a shipped model's name (and not an
+    existing image)."""
+    if arg.is_dir() or arg.suffix in (".pt", ".safetensors"):
+        return True
+    return not arg.exists() and str(arg) in pretrained.names()
