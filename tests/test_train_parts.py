@@ -105,3 +105,33 @@ def test_resume_says_where_it_continues_from(tmp_path):
     s = session(tmp_path, "train.max_steps=4", resume=True, log=lines.append)
     assert s.step == 2 and s.saved == 2
     assert any("resuming from" in ln and "step 2 of 4" in ln and "8 images" in ln for ln in lines)
+
+
+def test_one_writer_per_run_directory(tmp_path):
+    first = session(tmp_path, "train.max_steps=2")
+    assert first.lock is not None and (first.run_dir / ".lock").read_text().strip().isdigit()
+    with pytest.raises(TrainingError, match=r"is being trained by process \d+"):
+        session(tmp_path, "train.max_steps=2")
+    first.lock.release()
+    second = session(tmp_path, "train.max_steps=2")  # free again
+    second.lock.release()
+
+
+def test_train_releases_the_lock_however_it_ends(tmp_path, monkeypatch):
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    recipe = load_recipe("quick_pixelcnn", [*TINY, "train.max_steps=2"])
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(recipe, run_dir=tmp_path / "run", show_progress=False, log=lambda *a: None)
+    session(tmp_path, "train.max_steps=2").lock.release()  # not refused: the lock is free
+
+
+def test_a_torn_last_metrics_line_is_left_out_and_trimmed(tmp_path):
+    metrics.append(tmp_path, {"step": 1, "split": "train"})
+    metrics.append(tmp_path, {"step": 2, "split": "train"})
+    with open(tmp_path / metrics.FILE, "a") as f:
+        f.write('{"step": 3, "spl')  # killed mid-write
+    assert [r["step"] for r in metrics.read_metrics(tmp_path)] == [1, 2]
+    metrics.trim(tmp_path, 5)
+    assert (tmp_path / metrics.FILE).read_text().count("\n") == 2
+    assert [r["step"] for r in metrics.read_metrics(tmp_path)] == [1, 2]

@@ -66,10 +66,27 @@ def train(
 ) -> TrainResult:
     """Train ``recipe``; returns where the run went and its best validation NLL."""
     s = setup(recipe, run_dir=run_dir, resume=resume, log=log)
+    try:
+        interrupted = _run(s, show_progress, log)
+        _finish(s, interrupted, log)
+    finally:
+        if s.lock is not None:
+            s.lock.release()
+    best = s.best
+    return TrainResult(
+        run_dir=s.run_dir,
+        step=s.step,
+        best_valid_nll=best,
+        best_valid_bits_per_dim=None if best is None else s.bits(best),
+        interrupted=interrupted,
+    )
+
+
+def _run(s: Session, show_progress: bool, log) -> bool:
+    """The steps, with what each calls for; returns whether a stop signal ended them."""
     main = s.dist.is_main
     if main:
         s.signals.install()
-    interrupted = False
     bar = make_progress("loss", "bpd", "rate", disable=not (show_progress and main))
     task = bar.add_task("train", total=s.total, completed=s.step, loss="", bpd="", rate="")
     try:
@@ -85,26 +102,18 @@ def train(
                         save(s, s.last_path)
                     s.dist.barrier()
     except (KeyboardInterrupt, Stop):
-        interrupted = True
         if main:
             _save_on_stop(s)
             log(
                 f"interrupted at step {s.step}: saved {s.last_path}; "
                 f"continue with --resume --out {s.run_dir}"
             )
+        return True
     except PeerLostError as exc:
         raise _peer_lost(s, exc) from None
     finally:
         s.signals.restore()
-    _finish(s, interrupted, log)
-    best = s.best
-    return TrainResult(
-        run_dir=s.run_dir,
-        step=s.step,
-        best_valid_nll=best,
-        best_valid_bits_per_dim=None if best is None else s.bits(best),
-        interrupted=interrupted,
-    )
+    return False
 
 
 def _log_record(s: Session, record: dict, bar, task) -> None:

@@ -18,19 +18,28 @@ def append(run_dir: Path, record: dict) -> None:
 
 
 def trim(run_dir: Path, step: int) -> None:
-    """On resume, drop records from steps after the checkpoint (they will be redone)."""
+    """On resume, drop records from steps after the checkpoint (they will be redone), and a
+    torn last line (a run killed mid-write)."""
     path = Path(run_dir) / FILE
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    keep = [json.dumps(r) for r in read_metrics(run_dir) if r["step"] <= step]
     atomic_write(path, lambda f: f.write("".join(ln + "\n" for ln in keep).encode()))
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The records, in order; a torn last line (a run killed mid-write) is left out."""
     path = Path(run_dir) / FILE
     if not path.exists():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    lines = [ln for ln in path.read_text().splitlines() if ln]
+    rows = [json.loads(ln) for ln in lines[:-1]]
+    if lines:
+        try:
+            rows.append(json.loads(lines[-1]))
+        except json.JSONDecodeError:
+            pass
+    return rows
 
 
 def plot(run_dir: Path, title: str) -> None:

@@ -22,6 +22,7 @@ from ..errors import CheckpointError, ConfigError, PixelgenError
 from ..evaluate import check_compatible
 from ..registry import create_model
 from . import metrics
+from .lock import RunLock
 from .signals import StopSignals
 
 
@@ -48,6 +49,7 @@ class Session:
     saved: int | None = None  # the step last.pt holds
     resumed_from: Path | None = None
     signals: StopSignals = field(default_factory=StopSignals)
+    lock: RunLock | None = None  # rank 0's hold on the run directory
 
     @property
     def last_path(self) -> Path:
@@ -78,9 +80,24 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
             f"x train.accumulate={t.accumulate}"
         )
     autocast = make_autocast(t.precision, device)
-    where, resume_from, note = _on_main(dist, lambda: _locate(recipe, run_dir, resume))
+    held: list[RunLock] = []  # rank 0 locks the run directory before it reads anything there
+    try:
+        where, resume_from, note = _on_main(dist, lambda: _locate(recipe, run_dir, resume, held))
+        s = _build(recipe, where, resume_from, dist, device, autocast, owns_group)
+    except BaseException:
+        for lock in held:
+            lock.release()
+        raise
+    s.lock = held[0] if held else None
     if note and dist.is_main:
         log(note)
+    if dist.is_main:
+        _announce(s, log)
+    return s
+
+
+def _build(recipe, where, resume_from, dist, device, autocast, owns_group) -> Session:
+    t = recipe.train
     d = recipe.data
     train_set = load_split(d.name, "train", root=d.root, **d.options())
     valid_set = load_split(d.name, "valid", root=d.root, **d.options())
@@ -107,8 +124,6 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
     if resume_from is not None:
         _restore(s, resume_from)
     s.net = _wrap(s)
-    if dist.is_main:
-        _announce(s, log)
     return s
 
 
@@ -145,9 +160,13 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool):
-    """``(run directory, checkpoint to resume from or None, a warning or None)``."""
+def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list):
+    """``(run directory, checkpoint to resume from or None, a warning or None)``; the run
+    directory's lock goes into ``held``."""
     where = Path(run_dir) if run_dir else default_run_dir(recipe, resume)
+    lock = RunLock(where)
+    lock.acquire()
+    held.append(lock)
     last = where / "checkpoints" / "last.pt"
     prev = ck.previous_path(last)
     if not resume:

@@ -1,0 +1,41 @@
+"""One writer per run directory: ``train`` holds an exclusive OS lock on ``RUN/.lock`` for
+the whole run, so a second ``train`` on the same directory is refused, and a killed process
+releases it by dying. Readers (``eval``, ``sample``, ``export``) never take it: checkpoints
+are replaced atomically, so they never see a half-written one."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from ..errors import TrainingError
+
+NAME = ".lock"
+
+
+class RunLock:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise TrainingError(
+                f"{self.path.parent} is being trained by process {holder} (it holds "
+                f"{self.path}); wait for it to end or stop it, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the lock
+            self.fd = None
