@@ -5,6 +5,7 @@ Values are indexed in raster-then-channel order: ``p = (i * W + j) * C + c``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 
@@ -197,3 +198,29 @@ def test_bad_hyperparameters_are_config_errors(name):
         pixelgen.create_model(name, levels=1)
     with pytest.raises(ConfigError, match="model.hidden"):
         pixelgen.create_model(name, channels=3, hidden=2)
+
+
+class _Positional(torch.nn.Module):
+    def __init__(self, width: int = 3) -> None:  # a positional hyperparameter
+        super().__init__()
+
+
+def test_hyperparameters_are_declared_once_in_the_model_classes():
+    from pixelgen import registry
+
+    for name in MODELS:  # every entry point only forwards to its class
+        assert list(inspect.signature(registry._builder(name)).parameters) == ["kwargs"]
+    # the chain of __init__ declarations, the model's own default winning
+    assert pixelgen.model_hparams("pixelcnn")["layers"] == 15
+    assert pixelgen.model_hparams("row_lstm")["layers"] == 7
+    types = registry.model_signature("row_lstm")
+    assert types["state_kernel"] == (int, 3) and types["out_hidden"][1] is None
+
+
+def test_positional_hyperparameters_are_refused_at_registration():
+    def positional(**kwargs) -> _Positional:
+        return _Positional(**kwargs)
+
+    with pytest.raises(TypeError, match="'width' must be keyword-only"):
+        pixelgen.register_model(positional)
+    assert "positional" not in pixelgen.list_models()

@@ -564,22 +564,13 @@ def _model_specs(name: str) -> dict[str, tuple[Any, Any, dict[str, Any]]] | None
     from . import registry  # lazy: listing recipes should not import torch
 
     try:
-        defaults = registry.model_hparams(name)
-        builder = registry._builder(name)
+        signature = registry.model_signature(name)  # the model's one declaration
     except UnknownModelError:
         return None
-    try:
-        hints = typing.get_type_hints(builder)
-    except Exception:  # an annotation we cannot evaluate: fall back on the defaults' types
-        hints = {}
     specs = {}
-    for key, default in defaults.items():
-        if key in hints:
-            tp = hints[key]
-        elif default is inspect.Parameter.empty or default is None:
-            tp = Any
-        else:
-            tp = type(default)
+    for key, (tp, default) in signature.items():
+        if tp is Any and default is not inspect.Parameter.empty and default is not None:
+            tp = type(default)  # no usable annotation: the default's type
         rules = _KERNEL_RULES if key.endswith("kernel") else _MODEL_RULES.get(key, {})
         specs[key] = (tp, default, rules)
     return specs

@@ -1,13 +1,17 @@
-"""A tiny model registry: ``@register_model`` builder functions, ``create_model``,
-``list_models`` and ``model_hparams`` (the keyword-only hyperparameters each builder
-takes, with their defaults, used to validate recipes).
+"""A tiny model registry: ``@register_model`` entry points, ``create_model``,
+``list_models`` and ``model_hparams`` (the keyword-only hyperparameters of a model, with
+their defaults, used to validate recipes).
 
-As in timm, the registry imports no model: each model module registers itself when the
-package's ``__init__`` imports ``pixelgen.models``."""
+As in timm, an entry point is three lines that forward ``**kwargs`` to the model class,
+whose ``__init__`` chain is the one declaration of every hyperparameter: its name, type and
+default (an entry point with its own keyword-only parameters declares them itself). The
+registry imports no model: each model module registers itself when the package's
+``__init__`` imports ``pixelgen.models``."""
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -20,13 +24,11 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name. Its hyperparameters must be keyword-only."""
-    sig = inspect.signature(fn)
-    for p in sig.parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
-            raise TypeError(f"{fn.__name__}: hyperparameter {p.name!r} must be keyword-only")
+    """Register an entry point under its function name. Its hyperparameters (its own, or
+    its model class's) must be keyword-only."""
     if fn.__name__ in _MODELS:
         raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _declaration(fn)  # refuses positional hyperparameters now, not at the first recipe
     _MODELS[fn.__name__] = fn
     return fn
 
@@ -46,15 +48,22 @@ def _builder(name: str) -> Callable[..., nn.Module]:
         ) from None
 
 
+def model_signature(name: str) -> dict[str, tuple[Any, Any]]:
+    """``{hyperparameter: (type, default)}`` of a model, in declaration order (the shared
+    ones first); a required one has the default ``inspect.Parameter.empty``."""
+    return _declaration(_builder(name))
+
+
 def model_hparams(name: str) -> dict[str, Any]:
     """``{hyperparameter: default}`` for a model (required ones: ``inspect.Parameter.empty``)."""
-    sig = inspect.signature(_builder(name))
-    return {p.name: p.default for p in sig.parameters.values()}
+    return {k: default for k, (_, default) in model_signature(name).items()}
 
 
 def model_doc(name: str) -> str:
-    """First line of the builder's docstring."""
-    return (inspect.getdoc(_builder(name)) or "").splitlines()[0]
+    """First line of the model's docstring (the entry point's, else its class's)."""
+    fn = _builder(name)
+    doc = inspect.getdoc(fn) or inspect.getdoc(_hints(fn).get("return")) or ""
+    return doc.splitlines()[0] if doc else ""
 
 
 def create_model(name: str, **hparams: Any) -> nn.Module:
@@ -73,3 +82,48 @@ def create_model(name: str, **hparams: Any) -> nn.Module:
     model.model_name = name
     model.hparams = {k: hparams.get(k, v) for k, v in known.items()}
     return model
+
+
+def _declaration(fn: Callable[..., nn.Module]) -> dict[str, tuple[Any, Any]]:
+    """The entry point's own keyword-only parameters, or, where it forwards ``**kwargs``,
+    those of the ``__init__`` chain of the class it returns (base classes first, a
+    subclass's default winning), up to the first ``__init__`` without ``**kwargs``."""
+    if not _forwards(fn):
+        return _keyword_only(fn, fn.__name__)
+    cls = _hints(fn).get("return")
+    if not isinstance(cls, type):
+        raise TypeError(f"{fn.__name__}: an entry point forwarding **kwargs must name its class")
+    chain = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            chain.append(init)
+            if not _forwards(init):
+                break
+    out: dict[str, tuple[Any, Any]] = {}
+    for init in reversed(chain):
+        out.update(_keyword_only(init, f"{cls.__name__}.__init__"))
+    return out
+
+
+def _keyword_only(fn: Callable, where: str) -> dict[str, tuple[Any, Any]]:
+    hints = _hints(fn)
+    out = {}
+    for i, p in enumerate(inspect.signature(fn).parameters.values()):
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or (i == 0 and p.name == "self"):
+            continue
+        if p.kind is not p.KEYWORD_ONLY:
+            raise TypeError(f"{where}: hyperparameter {p.name!r} must be keyword-only")
+        out[p.name] = (hints.get(p.name, Any), p.default)
+    return out
+
+
+def _forwards(fn: Callable) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+
+
+def _hints(fn: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that cannot be evaluated: no types, only defaults
+        return {}

@@ -51,22 +51,24 @@ class OutputHead(nn.Module):
 
 
 class PixelModel(nn.Module):
-    """Base class: input layer, ``body`` (subclasses), output head, and the contract above."""
+    """Base class: input layer, ``body`` (subclasses), output head, and the contract above.
+
+    The hyperparameters every model shares are declared here, once; each model class
+    declares its own in its ``__init__`` and forwards the rest (``**common``). The registry
+    and the recipe schema read names, types and defaults from these declarations."""
 
     def __init__(
         self,
         *,
-        channels: int,
-        levels: int,
-        hidden: int,
-        layers: int,
-        out_hidden: int | None,
-        input_kernel: int,
+        channels: int = 1,
+        levels: int = 256,
+        hidden: int = 16,
+        out_hidden: int | None = None,
+        input_kernel: int = 7,
     ) -> None:
         super().__init__()
         _check(channels >= 1, "model.channels", f"must be >= 1, got {channels}")
         _check(levels >= 2, "model.levels", f"must be >= 2, got {levels}")
-        _check(layers >= 1, "model.layers", f"must be >= 1, got {layers}")
         _check(hidden >= channels, "model.hidden", f"must be >= channels ({channels})")
         _check(input_kernel % 2 == 1, "model.input_kernel", f"must be odd, got {input_kernel}")
         out_hidden = 2 * hidden if out_hidden is None else out_hidden
@@ -162,8 +164,11 @@ class RecurrentPixelModel(PixelModel):
     residual stream; with skips it reads the sum of the skip projections (and the last
     layer then needs no residual projection)."""
 
-    def __init__(self, *, layers: int, residual: bool, skip: bool, **common) -> None:
-        super().__init__(layers=layers, **common)
+    def __init__(
+        self, *, layers: int = 7, residual: bool = True, skip: bool = True, **common
+    ) -> None:
+        check_layers(layers)
+        super().__init__(**common)
         self.residual, self.skip = residual, skip
         f, h = self.features, self.hidden
         self.rnns = nn.ModuleList(self.make_layer(f, h) for _ in range(layers))
@@ -188,6 +193,10 @@ class RecurrentPixelModel(PixelModel):
             if l < len(self.res):
                 x = x + self.res[l](y) if self.residual else self.res[l](y)
         return out if self.skips is not None else x
+
+
+def check_layers(layers: int) -> None:
+    _check(layers >= 1, "model.layers", f"must be >= 1, got {layers}")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -10,30 +10,12 @@ from .base import RecurrentPixelModel
 
 
 class DiagonalBiLSTMModel(RecurrentPixelModel):
+    """Diagonal BiLSTM: skewed 1x1 mask-B input-to-state, 2x1 state-to-state, both directions."""
+
     def make_layer(self, in_channels: int, hidden: int) -> DiagonalBiLSTM:
         return DiagonalBiLSTM(in_channels=in_channels, hidden=hidden, colours=self.channels)
 
 
 @register_model
-def diagonal_bilstm(
-    *,
-    channels: int = 1,
-    levels: int = 256,
-    hidden: int = 16,
-    layers: int = 7,
-    out_hidden: int | None = None,
-    input_kernel: int = 7,
-    residual: bool = True,
-    skip: bool = True,
-) -> DiagonalBiLSTMModel:
-    """Diagonal BiLSTM: skewed 1x1 mask-B input-to-state, 2x1 state-to-state, both directions."""
-    return DiagonalBiLSTMModel(
-        channels=channels,
-        levels=levels,
-        hidden=hidden,
-        layers=layers,
-        out_hidden=out_hidden,
-        input_kernel=input_kernel,
-        residual=residual,
-        skip=skip,
-    )
+def diagonal_bilstm(**kwargs) -> DiagonalBiLSTMModel:
+    return DiagonalBiLSTMModel(**kwargs)

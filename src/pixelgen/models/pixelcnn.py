@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..nn.masked import MaskedConv2d
 from ..registry import register_model
-from .base import PixelModel
+from .base import PixelModel, check_layers
 
 
 class ResidualBlock(nn.Module):
@@ -34,8 +34,13 @@ class ResidualBlock(nn.Module):
 
 
 class PixelCNN(PixelModel):
-    def __init__(self, *, layers: int, kernel: int, residual: bool, **common) -> None:
-        super().__init__(layers=layers, **common)
+    """PixelCNN: 7x7 mask-A input, residual blocks of 3x3 mask-B convolutions (§3.3)."""
+
+    def __init__(
+        self, *, layers: int = 15, kernel: int = 3, residual: bool = True, **common
+    ) -> None:
+        check_layers(layers)
+        super().__init__(**common)
         self.residual = residual
         self.blocks = nn.ModuleList(
             ResidualBlock(self.features, self.hidden, kernel, self.groups) for _ in range(layers)
@@ -48,25 +53,5 @@ class PixelCNN(PixelModel):
 
 
 @register_model
-def pixelcnn(
-    *,
-    channels: int = 1,
-    levels: int = 256,
-    hidden: int = 16,
-    layers: int = 15,
-    out_hidden: int | None = None,
-    kernel: int = 3,
-    input_kernel: int = 7,
-    residual: bool = True,
-) -> PixelCNN:
-    """PixelCNN: 7x7 mask-A input, residual blocks of 3x3 mask-B convolutions (§3.3)."""
-    return PixelCNN(
-        channels=channels,
-        levels=levels,
-        hidden=hidden,
-        layers=layers,
-        out_hidden=out_hidden,
-        kernel=kernel,
-        input_kernel=input_kernel,
-        residual=residual,
-    )
+def pixelcnn(**kwargs) -> PixelCNN:
+    return PixelCNN(**kwargs)

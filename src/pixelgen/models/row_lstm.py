@@ -9,7 +9,9 @@ from .base import RecurrentPixelModel
 
 
 class RowLSTMModel(RecurrentPixelModel):
-    def __init__(self, *, input_state_kernel: int, state_kernel: int, **common) -> None:
+    """Row LSTM: k x 1 mask-B input-to-state, k x 1 state-to-state over the row above (§3.1)."""
+
+    def __init__(self, *, input_state_kernel: int = 3, state_kernel: int = 3, **common) -> None:
         self.kernels = (input_state_kernel, state_kernel)
         super().__init__(**common)
 
@@ -25,29 +27,5 @@ class RowLSTMModel(RecurrentPixelModel):
 
 
 @register_model
-def row_lstm(
-    *,
-    channels: int = 1,
-    levels: int = 256,
-    hidden: int = 16,
-    layers: int = 7,
-    out_hidden: int | None = None,
-    input_kernel: int = 7,
-    input_state_kernel: int = 3,
-    state_kernel: int = 3,
-    residual: bool = True,
-    skip: bool = True,
-) -> RowLSTMModel:
-    """Row LSTM: k x 1 mask-B input-to-state, k x 1 state-to-state over the row above (§3.1)."""
-    return RowLSTMModel(
-        channels=channels,
-        levels=levels,
-        hidden=hidden,
-        layers=layers,
-        out_hidden=out_hidden,
-        input_kernel=input_kernel,
-        input_state_kernel=input_state_kernel,
-        state_kernel=state_kernel,
-        residual=residual,
-        skip=skip,
-    )
+def row_lstm(**kwargs) -> RowLSTMModel:
+    return RowLSTMModel(**kwargs)
