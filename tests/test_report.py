@@ -68,3 +68,45 @@ def test_eval_takes_its_defaults_from_the_recipe_and_the_command_line_wins(tmp_p
                  "--max-images", "5"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert (report["split"], report["num_images"]) == ("test", 5)
+
+
+class _Constant(torch.nn.Module):
+    """Logits that do not depend on the image: ``value`` everywhere."""
+
+    def __init__(self, levels: int, value: float = 0.0) -> None:
+        super().__init__()
+        self.levels, self.channels, self.value = levels, 1, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return torch.full((b, self.levels, c, h, w), self.value, dtype=torch.float64)
+
+
+def test_a_uniform_model_scores_exactly_log_levels_per_value():
+    import math
+
+    data = load_split("binarized_mnist", "test")
+    res = evaluate(_Constant(2), data, batch_size=50, max_images=100)
+    assert res.nll_nats == pytest.approx(784 * math.log(2), rel=1e-12)
+    assert res.bits_per_dim == pytest.approx(1.0, rel=1e-12) and res.nll_nats_stderr < 1e-9
+
+
+def test_evaluate_matches_an_independent_sum_and_standard_error():
+    import math
+
+    model = tiny_model("pixelcnn", levels=2, hidden=4, layers=1, seed=3)
+    data = load_split("binarized_mnist", "test")
+    x = torch.stack([data[i] for i in range(30)]).long()
+    nll = -model.log_prob(x).double()  # (30,)
+    res = evaluate(model, data, batch_size=7, max_images=30)
+    assert res.nll_nats == pytest.approx(nll.mean().item(), rel=1e-9)
+    stderr = nll.std(unbiased=True).item() / math.sqrt(30)
+    assert res.nll_nats_stderr == pytest.approx(stderr, rel=1e-6)
+
+
+def test_a_non_finite_model_is_refused():
+    from pixelgen.errors import DataError
+
+    data = load_split("binarized_mnist", "test")
+    with pytest.raises(DataError, match="do not sum to 1"):
+        evaluate(_Constant(2, float("nan")), data, max_images=4)

@@ -43,6 +43,17 @@ def check_compatible(model, dataset) -> None:
         )
 
 
+def _check_distribution(logits: torch.Tensor) -> None:
+    """The model's probabilities over levels, computed from its logits on their own (not
+    from the log-softmax the NLL uses), are finite and sum to 1 at every position."""
+    p = torch.softmax(logits.double(), dim=1)  # (B, L, C, H, W)
+    error = (p.sum(dim=1) - 1).abs().max()
+    if not torch.isfinite(p).all() or not error <= 1e-6:  # `not <=` also catches NaN
+        raise DataError(
+            f"model probabilities do not sum to 1 at every position (largest error {error:.2e})"
+        )
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -76,13 +87,13 @@ def evaluate(
         x = torch.stack([dataset[i] for i in idx]).to(device=device, dtype=torch.long)
         logits = model(x)  # (B, L, C, H, W)
         logp = F.log_softmax(logits.double(), dim=1)
-        if not checked:  # the model's distribution over levels sums to 1 at every position
-            total = torch.logsumexp(logp, dim=1).abs().max().item()
-            if total > 1e-6:
-                raise DataError(f"model probabilities do not sum to 1 (|log Σp| = {total:.2e})")
+        if not checked:
+            _check_distribution(logits)
             checked = True
         values = -logp.gather(1, x.unsqueeze(1)).squeeze(1)  # (B, C, H, W)
         nll = values.flatten(1).sum(1).cpu()  # (B,)
+        if not torch.isfinite(nll).all():
+            raise DataError(f"the model gives a non-finite NLL (first batch at image {start})")
         if details:
             per_image.append(nll)
             position_sum = position_sum + values.sum((0, 1)).cpu()  # (H, W)
