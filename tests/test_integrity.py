@@ -101,11 +101,42 @@ def test_resume_falls_back_to_the_previous_checkpoint_with_a_warning(tmp_path):
     assert any(ln.startswith("warning:") and "resuming from" in ln and "(step 2)" in ln
                for ln in lines)  # fmt: skip
     assert ck.load_checkpoint(last).step == 6
+    # the damaged file was set aside, not kept as last.prev.pt over the intact one
+    assert (folder / "last.damaged.pt").is_file()
+    assert ck.load_checkpoint(folder / "last.prev.pt").step == 4
 
 
-def test_resume_after_a_kill_between_the_two_renames(tmp_path):
+def test_a_changed_plain_value_is_refused(tmp_path):
+    import torch
+
     folder = run(tmp_path, 4)
-    (folder / "last.pt").unlink()  # the moment only last.prev.pt exists
+    payload = torch.load(folder / "last.pt", weights_only=True)
+    payload["step"] = 5  # a flipped bit in a plain value: the step, not a tensor
+    torch.save(payload, folder / "edited.pt")
+    with pytest.raises(CheckpointError, match="plain values"):
+        ck.load_checkpoint(folder / "edited.pt")
+
+
+def test_last_exists_at_every_moment_of_a_save(tmp_path, monkeypatch):
+    import pixelgen.io as io
+
+    folder = run(tmp_path, 2)
+    last, real = folder / "last.pt", io.os.replace
+    seen = []
+
+    def replace(src, dst):
+        seen.append(last.exists())
+        real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", replace)
+    ckpt = ck.load_checkpoint(last)
+    ck.save_checkpoint(last, ckpt, keep_previous=True)
+    assert seen and all(seen) and (folder / "last.prev.pt").is_file()
+
+
+def test_resume_without_last_uses_the_previous_one(tmp_path):
+    folder = run(tmp_path, 4)
+    (folder / "last.pt").unlink()
     lines = []
     run(tmp_path, 6, resume=True, log=lines.append)
     assert any("resuming from" in ln and "last.prev.pt" in ln for ln in lines)

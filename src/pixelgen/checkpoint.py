@@ -11,6 +11,7 @@ file carrying a pickled object is refused and its payload never runs. Writes are
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import random
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import section_from_dict
+from .config import section_fields, section_from_dict
 from .errors import CheckpointError
 from .io import atomic_write
 from .registry import create_model
@@ -50,9 +51,14 @@ class Checkpoint:
     path: Path | None = None
 
     def section(self, name: str) -> Any:
-        """The recipe's ``name`` section (``eval``, ``sample``), validated, defaults filled."""
+        """The recipe's ``name`` section (``eval``, ``sample``), validated, defaults filled;
+        keys this version does not know (a file from another version) are left out."""
         recipe = self.recipe if isinstance(self.recipe, dict) else {}
-        return section_from_dict(name, recipe.get(name), source=f"{self.path} (its recipe)")
+        raw = recipe.get(name)
+        if isinstance(raw, dict):
+            known = section_fields(name)
+            raw = {k: v for k, v in raw.items() if k in known}
+        return section_from_dict(name, raw, source=f"{self.path} (its recipe)")
 
     def image_size(self, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """``(H, W)`` of the training images: the data description's, else the recipe's
@@ -238,8 +244,11 @@ def _read_payload(path: Path) -> dict:
 
 def _check_kind(path: Path) -> None:
     """Say what a file plainly not a checkpoint is, before torch guesses at it."""
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({first_line(exc)})") from None
     if not head:
         raise CheckpointError(f"{path}: an empty file, not a checkpoint")
     for magic, kind in _NOT_CHECKPOINTS.items():
@@ -270,10 +279,33 @@ def _digest(t: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+#: The checksum entry of everything that is not a tensor (step, recipe, optimizer settings).
+PLAIN = "plain values (step, recipe, hyperparameters, optimizer and scheduler settings)"
+
+
 def _checksums(payload: dict) -> dict[str, str]:
-    """A SHA-256 of each tensor of the weights and the training state, by entry."""
+    """A SHA-256 of each tensor of the weights and the training state, by entry, and one
+    of all the plain values around them."""
     parts = {"weights": payload["weights"], "state": payload["state"]}
-    return {entry: _digest(t) for entry, t in _tensors(parts)}
+    sums = {entry: _digest(t) for entry, t in _tensors(parts)}
+    rest = {k: v for k, v in payload.items() if k != "checksums"}
+    sums[PLAIN] = hashlib.sha256(_plain_dump(rest).encode()).hexdigest()
+    return sums
+
+
+def _plain_dump(obj: Any) -> str:
+    """A canonical text of ``obj`` with every tensor reduced to its shape and dtype."""
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return f"<tensor {tuple(x.shape)} {x.dtype}>"
+        if isinstance(x, dict):
+            return {str(k): plain(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        return x
+
+    return json.dumps(plain(obj), sort_keys=True, default=repr)
 
 
 def _mismatches(payload: dict, path: Path) -> list[str]:

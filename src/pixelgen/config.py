@@ -649,6 +649,11 @@ def _check_train(ctx: _Ctx, t: TrainConfig) -> None:
 # ---------------------------------------------------------------------------- public API
 
 
+def section_fields(section: str) -> set[str]:
+    """The keys a recipe section (``eval``, ``sample``, ...) has."""
+    return {f.name for f in fields(_SECTIONS[section])}
+
+
 def section_from_dict(section: str, raw: Any, *, source: str = "<dict>") -> Any:
     """One validated section of a recipe dict (``eval``, ``sample``, ...), its defaults
     filled in; a missing section (None) is all defaults."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 
 def atomic_write(path: str | Path, write, *, keep: Path | None = None) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it over.
-    With ``keep``, the file being replaced is first renamed to ``keep`` (so that for a
-    moment only ``keep`` exists, never a partial file)."""
+    With ``keep``, the file being replaced is kept as ``keep`` (through a hard link, so
+    that ``path`` exists at every moment)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -20,7 +21,7 @@ def atomic_write(path: str | Path, write, *, keep: Path | None = None) -> None:
             f.flush()
             os.fsync(f.fileno())
         if keep is not None and path.exists():
-            os.replace(path, keep)
+            _keep(path, keep)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -30,3 +31,19 @@ def atomic_write(path: str | Path, write, *, keep: Path | None = None) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _keep(path: Path, keep: Path) -> None:
+    """Make ``keep`` a copy of ``path`` atomically, leaving ``path`` in place."""
+    fd, link = tempfile.mkstemp(prefix=f".{keep.name}.", suffix=".tmp", dir=keep.parent)
+    os.close(fd)
+    os.unlink(link)
+    try:
+        try:
+            os.link(path, link)  # the same file under a second name: no copy, no gap
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, link)
+        os.replace(link, keep)
+    except BaseException:
+        Path(link).unlink(missing_ok=True)
+        raise

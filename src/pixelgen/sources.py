@@ -80,6 +80,8 @@ def _default(shipped_default: bool) -> tuple[Checkpoint, str | None]:
         best = pretrained.best() if shipped_default else None
         if best is None:
             names = ", ".join(pretrained.names())
+            if not names:
+                raise
             raise CheckpointError(f"{exc}, or a shipped model's name ({names})") from None
         note = (
             f"no checkpoint given and no runs under {runs_root()}/: using the shipped model "

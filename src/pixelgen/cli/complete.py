@@ -49,7 +49,7 @@ def complete_command(
     method: str | None = options.METHOD,
     device: str = options.DEVICE,
 ) -> None:
-    if checkpoint is None and len(images) > 1 and _names_a_checkpoint(images[0]):
+    if checkpoint is None and images and _names_a_checkpoint(images[0]):
         checkpoint, images = images[0], images[1:]
     source = open_checkpoint(checkpoint)
     announce(source)

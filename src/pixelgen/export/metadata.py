@@ -47,12 +47,20 @@ def describe(
         "model_name": ckpt.model_name,
         "hparams": json.dumps(dict(ckpt.hparams), sort_keys=True),
         "data": json.dumps(data, sort_keys=True, default=str),
-        "recipe": json.dumps(ckpt.recipe, sort_keys=True, default=str),
+        "recipe": json.dumps(_portable_recipe(ckpt.recipe), sort_keys=True, default=str),
         "step": str(int(ckpt.step)),
     }
     if height is not None and width is not None:
         meta["height"], meta["width"] = str(int(height)), str(int(width))
     return meta
+
+
+def _portable_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe without the training machine's data folder (``data.root``)."""
+    out = dict(recipe or {})
+    if isinstance(out.get("data"), dict) and out["data"].get("root") is not None:
+        out["data"] = {**out["data"], "root": None}
+    return out
 
 
 def read_description(

@@ -85,7 +85,7 @@ def read_safetensors(
 
 
 def load_safetensors_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the model stored in a pixelgen ``.safetensors`` export (``pixelgen.load_model``
+    """Rebuild the model stored in a pixelgen ``.safetensors`` export (``pixelgen.sources``
     calls this for ``.safetensors`` paths). The model is in eval mode on ``device``."""
     return read_safetensors(path, device)[0]
 

@@ -20,8 +20,11 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TrainingError(f"{self.path}: cannot create the run's lock ({exc})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -31,6 +34,9 @@ class RunLock:
                 f"{self.path.parent} is being trained by process {holder} (it holds "
                 f"{self.path}); wait for it to end or stop it, or choose another --out"
             ) from None
+        except OSError as exc:  # e.g. no locks on this file system
+            os.close(fd)
+            raise TrainingError(f"{self.path}: cannot lock the run directory ({exc})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd

@@ -138,9 +138,7 @@ def _checkpoint(s: Session) -> ck.Checkpoint:
             "scaler": s.scaler.state_dict(),
             "rng": ck.rng_state(),
             "best_valid_nll": s.best,
-            "data_position": dict(
-                zip(("epoch", "index"), divmod(s.step, s.per_epoch), strict=True)
-            ),
+            "data_position": {"epoch": epoch, "index": index},
             "world_size": s.dist.world_size,
         },
     )

@@ -84,15 +84,15 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
     try:
         where, resume_from, note = _on_main(dist, lambda: _locate(recipe, run_dir, resume, held))
         s = _build(recipe, where, resume_from, dist, device, autocast, owns_group)
+        s.lock = held[0] if held else None
+        if note and dist.is_main:
+            log(note)
+        if dist.is_main:
+            _announce(s, log)
     except BaseException:
         for lock in held:
             lock.release()
         raise
-    s.lock = held[0] if held else None
-    if note and dist.is_main:
-        log(note)
-    if dist.is_main:
-        _announce(s, log)
     return s
 
 
@@ -180,9 +180,16 @@ def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list
     except CheckpointError as exc:
         if not prev.is_file():
             raise
-        # killed between the two renames of a save, or last.pt damaged: one save back
+        # last.pt damaged or missing: one save back. A damaged last.pt is set aside, so
+        # that the next save does not keep it as last.prev.pt over the intact one.
         fallback = ck.load_checkpoint(prev)
-        return where, fallback, f"warning: {exc}; resuming from {prev} (step {fallback.step})"
+        aside = ""
+        if last.is_file():
+            damaged = last.with_name("last.damaged.pt")
+            last.replace(damaged)
+            aside = f" ({last.name} kept as {damaged.name})"
+        note = f"warning: {exc}; resuming from {prev} (step {fallback.step}){aside}"
+        return where, fallback, note
 
 
 def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
