@@ -480,27 +480,14 @@ def _merge_overrides(
     if not isinstance(merged, dict):
         raise ConfigError("--set: the recipe is not a mapping of sections")
     parsed = [(f"--set {item!r}", *_split_override(item, f"--set {item!r}")) for item in overrides]
-    # The model keys that exist depend on the final model name, which a --set may change.
-    model_section = merged.get("model")
-    model_name = model_section.get("name") if isinstance(model_section, Mapping) else None
-    for _, section, key, value in parsed:
-        if (section, key) == ("model", "name"):
-            model_name = value
-    model_specs = _model_specs(model_name) if isinstance(model_name, str) else None
+    # Only merged here: the values are validated once, with the rest of the recipe, and
+    # ``origins`` makes their errors name the --set item.
     for where, section, key, value in parsed:
         ctx = _Ctx(where)
         if not section:
             merged[key] = value
             origins[key] = where
             continue
-        if section == "model":
-            if key != "name" and model_specs is not None:
-                _check_model_value(ctx, model_name, model_specs, key, value)
-        else:
-            specs = _SPECS[section]
-            if key not in specs:
-                _unknown(ctx, section, key, list(specs))
-            _check_value(ctx, f"{section}.{key}", value, *specs[key])
         target = merged.get(section)
         if target is None:
             target = merged[section] = {}
@@ -516,6 +503,7 @@ def apply_overrides(d: Mapping[str, Any], overrides: Sequence[str]) -> dict[str,
     """A copy of recipe dict ``d`` with ``--set`` items applied (``"train.lr=3e-4"``, values
     parsed as YAML scalars). Keys and values are checked against the schema; keys the schema
     lacks are refused with a did-you-mean. ``d`` itself is not modified."""
+    recipe_from_dict(d, overrides=overrides)  # the one validation, naming the --set items
     return _merge_overrides(d, overrides)[0]
 
 
