@@ -144,3 +144,18 @@ def test_bad_options_are_one_line_errors(tmp_path, ckpt, capsys):
     assert "--size" in one_line_error(capsys)
     assert main(["sample", str(tmp_path / "none.pt")]) != 0
     assert "none.pt" in one_line_error(capsys)
+
+
+def test_an_unwritable_output_is_refused_before_any_sampling(tmp_path, ckpt, capsys, monkeypatch):
+    import pixelgen.sampling.api as api
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the output folder should be
+    monkeypatch.setattr(api, "sample", lambda *a, **k: pytest.fail("sampled before checking"))
+    monkeypatch.setattr(api, "complete", lambda *a, **k: pytest.fail("completed before checking"))
+    code = main(["sample", str(ckpt), "-n", "2", "--out", str(blocker / "grid.png")])
+    assert code == 1 and "cannot write the output there" in one_line_error(capsys)
+    image = save_image(torch.zeros(1, 8, 8, dtype=torch.long), 2, tmp_path / "a.png")
+    code = main(["complete", "-c", str(ckpt), "--occlude", "bottom-half", str(image),
+                 "--out", str(blocker / "sub")])  # fmt: skip
+    assert code == 1 and "cannot write the output there" in one_line_error(capsys)

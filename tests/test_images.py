@@ -200,3 +200,18 @@ def test_completion_grid(tmp_path):
     )
     with Image.open(many) as img:
         assert img.size == (5 * 5 + 6, 2 * 4 + 3)
+
+
+def test_a_decompression_bomb_is_a_one_line_error(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from pixelgen.errors import ImageError
+    from pixelgen.images import load_image, occlusion_mask
+
+    path = tmp_path / "bomb.png"
+    PILImage.new("L", (64, 64)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # 4,096 pixels is then > 2x over
+    with pytest.raises(ImageError, match="over Pillow's limit of 100 pixels"):
+        load_image(path, channels=1, levels=2)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        occlusion_mask(str(path), (64, 64))

@@ -9,6 +9,7 @@ the inverse rounding, so a PNG written here reloads to exactly the same levels.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,8 @@ def load_image(
                 notes.append(f"resized {src_h}x{src_w} to {size[0]}x{size[1]} (HxW)")
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.float64)
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large(path)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageError(f"{path}: cannot read image ({reason})") from None
@@ -238,6 +241,8 @@ def _mask_file(path: Path, size: tuple[int, int]) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             gray = np.asarray(img.convert("L"))
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large(path)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"{path}: cannot read mask ({type(exc).__name__})") from None
     if gray.shape != tuple(size):
@@ -246,3 +251,25 @@ def _mask_file(path: Path, size: tuple[int, int]) -> torch.Tensor:
             f"{size[0]}x{size[1]} (HxW); make a mask of the image size"
         )
     return torch.from_numpy(gray > 127)
+
+
+def _too_large(path: Path) -> str:
+    """Pillow refuses images this large as possible decompression bombs."""
+    return (
+        f"{path}: refused: the image is over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} "
+        "pixels (a possible decompression bomb)"
+    )
+
+
+def check_writable(folder: str | Path) -> None:
+    """Make sure PNGs can be written into ``folder`` before any work is done for them,
+    without creating anything: its nearest existing ancestor must be a folder this process
+    may write to. Otherwise a one-line ``ImageError``."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ImageError(f"{folder}: cannot write the output there ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ImageError(f"{folder}: cannot write the output there (no permission on {probe})")

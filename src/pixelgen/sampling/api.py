@@ -17,6 +17,7 @@ from ..config import SampleConfig
 from ..devices import parse_device
 from ..errors import ConfigError, ImageError
 from ..images import (
+    check_writable,
     completion_grid,
     grid_scale,
     load_image,
@@ -102,6 +103,10 @@ def generate_samples(
         "method": _setting(method, source, "method"),
         "nrow": _setting(nrow, source, "nrow"),
     }
+    if out is not None:  # checked before the sampling work, not after it
+        check_writable(Path(out).parent)
+    if out_dir is not None:
+        check_writable(out_dir)
     model = source.checkpoint.build_model(parse_device(device))
     settings["device"] = str(next(model.parameters()).device)
     images = sample(
@@ -149,6 +154,7 @@ def complete_images(
         raise ConfigError(f"--samples: must be >= 1, got {samples}")
     if not images:
         raise ImageError("no images given: pass one or more image files to complete")
+    check_writable(out_dir)  # before the work, not after it
     seed = int(_setting(seed, source, "seed"))
     size = source.size
     hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
