@@ -135,3 +135,22 @@ def test_a_torn_last_metrics_line_is_left_out_and_trimmed(tmp_path):
     metrics.trim(tmp_path, 5)
     assert (tmp_path / metrics.FILE).read_text().count("\n") == 2
     assert [r["step"] for r in metrics.read_metrics(tmp_path)] == [1, 2]
+
+
+def test_out_of_memory_saves_last_and_says_what_to_change(tmp_path, monkeypatch):
+    recipe = load_recipe("quick_pixelcnn", [*TINY, "train.max_steps=6", "train.eval_every=3",
+                                            "train.checkpoint_every=6"])  # fmt: skip
+    real, calls = F.cross_entropy, {"n": 0}
+
+    def oom_on_fifth(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*a, **k)
+
+    monkeypatch.setattr(F, "cross_entropy", oom_on_fifth)
+    with pytest.raises(TrainingError) as err:
+        train(recipe, run_dir=tmp_path / "run", show_progress=False, log=lambda *a: None)
+    message = str(err.value)
+    assert "out of memory at step 5" in message and "train.accumulate" in message
+    assert ck.load_checkpoint(tmp_path / "run/checkpoints/last.pt").step == 4

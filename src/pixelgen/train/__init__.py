@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..config import Recipe
 from ..distributed import PeerLostError, shutdown
 from ..errors import TrainingError
@@ -111,6 +113,17 @@ def _run(s: Session, show_progress: bool, log) -> bool:
         return True
     except PeerLostError as exc:
         raise _peer_lost(s, exc) from None
+    except torch.OutOfMemoryError:
+        # Raised inside a step's forward or backward, before its parameter update: the
+        # weights in memory are those of step s.step, which rank 0 keeps.
+        if main:
+            _save_on_stop(s)
+        t = s.recipe.train
+        raise TrainingError(
+            f"out of memory at step {s.step + 1} (batch {t.batch_size}, accumulate "
+            f"{t.accumulate}); {s.last_path} holds step {s.step}: lower train.batch_size or "
+            "raise train.accumulate, then continue with --resume"
+        ) from None
     finally:
         s.signals.restore()
     return False
