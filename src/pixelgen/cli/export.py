@@ -63,7 +63,7 @@ def export_command(
     if note:
         _say(escape(note))
     with console.status(f"exporting to {fmt.value}..."):
-        report = export_checkpoint(ckpt.path, fmt.value, out, batch=batch, verify=verify)
+        report = export_checkpoint(ckpt, fmt.value, out, batch=batch, verify=verify)
     size = _human(report.path.stat().st_size)
     _say(
         f"wrote {escape(str(report.path))} ({report.format}, {size}) "

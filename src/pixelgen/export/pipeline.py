@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkpoint import Checkpoint
 from ..errors import ExportError, PixelgenError
 from ..sources import open_checkpoint
 from ..text import first_line
@@ -45,17 +46,26 @@ class ExportReport:
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, fmt: str, out: str | Path, *, batch: int = 8, verify: bool = True
+    ckpt_path: str | Path | Checkpoint,
+    fmt: str,
+    out: str | Path,
+    *,
+    batch: int = 8,
+    verify: bool = True,
 ) -> ExportReport:
     """Export the checkpoint (a ``.pt`` file, a run directory, a safetensors export or a
-    shipped model's name; see ``pixelgen.sources``) as ``fmt`` (``safetensors``,
-    ``torchscript`` or ``onnx``) to ``out``, atomically, then verify it on ``batch`` images."""
+    shipped model's name, see ``pixelgen.sources``; or an already opened ``Checkpoint``) as
+    ``fmt`` (``safetensors``, ``torchscript`` or ``onnx``) to ``out``, atomically, then
+    verify it on ``batch`` images."""
     fmt = check_format(fmt)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ExportError(f"batch must be a positive integer, got {batch!r}")
     if fmt == "onnx":
         require_onnx()  # before any work: a missing extra is the likeliest failure
-    ckpt = open_checkpoint(ckpt_path, shipped_default=False)[0]
+    if isinstance(ckpt_path, Checkpoint):
+        ckpt = ckpt_path
+    else:
+        ckpt = open_checkpoint(ckpt_path, shipped_default=False)[0]
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out}: is a directory; --out needs a file name")
