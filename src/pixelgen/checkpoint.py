@@ -11,6 +11,7 @@ file carrying a pickled object is refused and its payload never runs. Writes are
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -103,7 +104,9 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, *, keep_previous: bool =
     }
     payload["checksums"] = _checksums(payload)
     keep = previous_path(Path(path)) if keep_previous else None
-    atomic_write(path, lambda f: torch.save(payload, f), keep=keep)
+    buf = io.BytesIO()  # serialised first, so a failed write can say how much it needed
+    torch.save(payload, buf)
+    atomic_write(path, buf.getbuffer(), keep=keep)
 
 
 def previous_path(path: Path) -> Path:

@@ -39,3 +39,7 @@ class ExportError(PixelgenError):
 
 class TrainingError(PixelgenError):
     """Training stopped because it cannot go on (e.g. a non-finite loss)."""
+
+
+class StorageError(PixelgenError):
+    """A file cannot be written (a full disk, a read-only folder); nothing was lost."""

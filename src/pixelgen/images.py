@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
+from .io import save_png
 
 #: Occlusion modes besides ``random:P`` and a mask PNG path.
 OCCLUSION_MODES = ("bottom-half", "top-half", "right-half", "left-half", "center")
@@ -65,13 +66,7 @@ def _tile(
 
 
 def _save(array: np.ndarray, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB").save(path, format="PNG")
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write PNG ({exc})") from None
-    return path
+    return save_png(Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB"), path)
 
 
 def grid_scale(size: tuple[int, int]) -> int:

@@ -1,32 +1,107 @@
-"""Files written so that a process killed at any instant leaves the old one whole."""
+"""Files written so that a process killed at any instant leaves the old one whole, and a
+full disk (or any failed write) is one clear error that leaves nothing behind."""
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+from .errors import StorageError
 
 
-def atomic_write(path: str | Path, write, *, keep: Path | None = None) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it over.
-    With ``keep``, the file being replaced is kept as ``keep`` (through a hard link, so
-    that ``path`` exists at every moment)."""
+def atomic_write(
+    path: str | Path, data: bytes | Callable[[BinaryIO], object], *, keep: Path | None = None
+) -> None:
+    """Write ``data`` (bytes, or a function called on the open file) to a temporary file
+    beside ``path``, fsync it, rename it over. With ``keep``, the file being replaced is
+    kept as ``keep`` (through a hard link, so that ``path`` exists at every moment).
+
+    Any ``OSError`` (a full disk, a read-only folder) removes the temporary file, leaves
+    ``path`` as it was, and becomes a one-line :class:`StorageError` that says how much
+    space the write needed and how much was free."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            data(f) if callable(data) else f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if keep is not None and path.exists():
             _keep(path, keep)
         os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        written = _discard(tmp)
+        needed = len(data) if isinstance(data, bytes | bytearray | memoryview) else None
+        raise storage_error(path, exc, needed=needed, written=written) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _sync_dir(path.parent)  # the rename itself survives a power cut
+
+
+def save_png(image, path: str | Path) -> Path:
+    """Write a PIL image as a PNG, atomically (a torn PNG is never left behind)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
+    return Path(path)
+
+
+def storage_error(
+    path: Path, exc: OSError, *, needed: int | None = None, written: int = 0
+) -> StorageError:
+    """``path: cannot write (reason): needs N, M free; the previous file is unchanged``."""
+    reason = exc.strerror or type(exc).__name__
+    msg = f"{path}: cannot write ({reason})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        want = f"{_size(needed)}" if needed is not None else f"more than {_size(written)}"
+        msg += f": it needs {want} and {_size(free_bytes(path.parent))} is free"
+    was = "the previous file is unchanged" if path.exists() else "nothing was written"
+    return StorageError(f"{msg}; {was}")
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space for this user on the file system holding ``folder`` (0 if unknown)."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return 0
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
+def _discard(tmp: str | None) -> int:
+    """Remove a temporary file; returns how many bytes it held."""
+    if tmp is None:
+        return 0
+    try:
+        size = os.stat(tmp).st_size
+        os.unlink(tmp)
+    except OSError:
+        return 0
+    return size
+
+
+def _sync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

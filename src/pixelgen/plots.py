@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .io import save_png
+
 
 def plot_curves(
     series: dict[str, Sequence[tuple[float, float]]],
@@ -30,7 +32,7 @@ def plot_curves(
     points = [p for s in series.values() for p in s]
     if not points:
         draw.text((left, top), "no data yet", fill="black", font=font)
-        img.save(path)
+        save_png(img, path)
         return
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
@@ -67,7 +69,7 @@ def plot_curves(
         ly = top + 8 + 14 * n
         draw.line([lx, ly + 6, lx + 18, ly + 6], fill=colour, width=3)
         draw.text((lx + 24, ly), name, fill="black", font=font)
-    img.save(path)
+    save_png(img, path)
 
 
 # Five anchors of a perceptually ordered dark-to-bright colour scale (viridis-like).
@@ -104,7 +106,7 @@ def plot_heatmap(
     draw.text((x_bar + bar + 4, top - 4), f"{hi:.3g}", fill="black", font=font)
     draw.text((x_bar + bar + 4, top + h * cell - 8), f"{lo:.3g}", fill="black", font=font)
     draw.text((x_bar + bar + 4, top + h * cell // 2 - 6), unit, fill="black", font=font)
-    img.save(path)
+    save_png(img, path)
 
 
 def plot_histogram(
@@ -147,4 +149,4 @@ def plot_histogram(
     draw.text((4, h - bottom - 8), "0", fill="black", font=font)
     draw.text((w // 2 - 30, h - 18), xlabel, fill="black", font=font)
     draw.text((left, 8), title, fill="black", font=font)
-    img.save(path)
+    save_png(img, path)

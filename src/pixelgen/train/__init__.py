@@ -33,7 +33,8 @@ import torch
 
 from ..config import Recipe
 from ..distributed import PeerLostError, shutdown
-from ..errors import TrainingError
+from ..errors import StorageError, TrainingError
+from ..io import storage_error
 from ..progress import make_progress
 from . import metrics
 from .loop import Event, save, train_steps, validate
@@ -71,6 +72,8 @@ def train(
     try:
         interrupted = _run(s, show_progress, log)
         _finish(s, interrupted, log)
+    except (StorageError, OSError) as exc:
+        raise _cannot_write(s, exc) from None
     finally:
         if s.lock is not None:
             s.lock.release()
@@ -157,6 +160,17 @@ def _peer_lost(s: Session, exc: PeerLostError) -> TrainingError:
     return TrainingError(
         f"{where}: another process of the job stopped or cannot be reached "
         f"({exc.detail}); {kept}: continue with --resume --out {s.run_dir}"
+    )
+
+
+def _cannot_write(s: Session, exc: OSError | StorageError) -> TrainingError:
+    # A full disk or a folder gone read-only: the failed write left nothing behind, and
+    # last.pt is the last one that was written whole (no new save is tried: it would fail).
+    if isinstance(exc, OSError):
+        exc = storage_error(Path(exc.filename or s.run_dir), exc)
+    kept = f"{s.last_path} holds step {s.saved}" if s.saved is not None else "no checkpoint yet"
+    return TrainingError(
+        f"{exc}; {kept}: free some space, then continue with --resume --out {s.run_dir}"
     )
 
 

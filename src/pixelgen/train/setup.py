@@ -167,6 +167,7 @@ def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list
     lock = RunLock(where)
     lock.acquire()
     held.append(lock)
+    _remove_stale_temporaries(where)
     last = where / "checkpoints" / "last.pt"
     prev = ck.previous_path(last)
     if not resume:
@@ -190,6 +191,13 @@ def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list
             aside = f" ({last.name} kept as {damaged.name})"
         note = f"warning: {exc}; resuming from {prev} (step {fallback.step}){aside}"
         return where, fallback, note
+
+
+def _remove_stale_temporaries(where: Path) -> None:
+    # Left by a process killed mid-write; the lock says no writer is alive to finish them.
+    for folder in (where, where / "checkpoints", where / "samples"):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
