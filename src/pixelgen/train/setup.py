@@ -4,6 +4,7 @@ schedule, the process group and the device."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from contextlib import nullcontext
@@ -225,7 +226,14 @@ def _wrap(s: Session) -> torch.nn.Module:
         net = torch.compile(net)
     if s.dist.active:
         ids = [s.device.index] if s.device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        # The only buffers are the masks, built alike on every rank and never changed, so
+        # the forward pass needs no broadcast: the one collective of a step is then the
+        # gradient all-reduce inside backward, which train_step guards (a lost peer there
+        # is reported as such, not as an internal error).
+        ddp = torch.nn.parallel.DistributedDataParallel
+        newer = "forward_sync_buffers" in inspect.signature(ddp).parameters
+        no_sync = {"forward_sync_buffers" if newer else "broadcast_buffers": False}
+        net = ddp(net, device_ids=ids, **no_sync)
     return net
 
 
