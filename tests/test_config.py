@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,10 @@ from pixelgen.config import (
     dump_recipe,
     load_recipe,
     recipe_from_dict,
+    recipe_schema,
     recipe_to_dict,
+    section_fields,
+    section_from_dict,
     shipped_recipes,
 )
 from pixelgen.errors import ConfigError, UnknownModelError
@@ -470,3 +475,135 @@ def test_fake_model_required_hparam_missing(fake_model):
     d = copy.deepcopy(fake_model)
     del d["model"]["width"]
     assert "model.width: missing" in config_error(d)
+
+
+# ---------------------------------------------------------------- declared once
+
+
+def test_more_problems_in_a_section_report_the_first_in_the_file():
+    d = minimal(train={"bach_size": 8, "lr": -1.0})
+    assert "train.bach_size: unknown key" in config_error(d)
+    d = minimal(train={"lr": -1.0, "bach_size": 8})
+    assert "train.lr: must be > 0, got -1.0" in config_error(d)
+    d = minimal(train={"grad_clip": float("inf")})
+    assert "train.grad_clip: must be a finite number, got inf" in config_error(d)
+
+
+def test_sections_validate_where_they_are_made():
+    assert section_from_dict("sample", {"n": 4.0}).n == 4
+    with pytest.raises(ConfigError, match=r"^ck.pt: eval.split: expected one of 'test'"):
+        section_from_dict("eval", {"split": "tset"}, source="ck.pt")
+    with pytest.raises(ConfigError, match=r"^<dict>: sample: expected a mapping, got \[1\]$"):
+        section_from_dict("sample", [1])
+    # Replacing a field validates it too.
+    r = recipe_from_dict(MINIMAL)
+    assert dataclasses.replace(r.train, lr=0.5).lr == 0.5
+    with pytest.raises(ValueError, match="greater than 0"):
+        dataclasses.replace(r.train, lr=-1.0)
+
+
+def _conforms(value, schema: dict, root: dict) -> bool:
+    """Whether ``value`` fits ``schema``: the part of JSON Schema that recipe_schema() uses."""
+    if "$ref" in schema:
+        return _conforms(value, root["$defs"][schema["$ref"].rsplit("/", 1)[1]], root)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    types = {
+        "integer": number and float(value).is_integer(), "number": number,
+        "string": isinstance(value, str), "boolean": isinstance(value, bool),
+        "null": value is None, "object": isinstance(value, dict), "array": isinstance(value, list),
+    }  # fmt: skip
+    same = lambda a, b: type(a) is type(b) and a == b  # noqa: E731 (true is not 1)
+    checks = [
+        "type" not in schema or types[schema["type"]],
+        "enum" not in schema or any(same(value, c) for c in schema["enum"]),
+        "const" not in schema or same(value, schema["const"]),
+        "anyOf" not in schema or any(_conforms(value, s, root) for s in schema["anyOf"]),
+        "oneOf" not in schema or sum(_conforms(value, s, root) for s in schema["oneOf"]) == 1,
+        "not" not in schema or not _conforms(value, schema["not"], root),
+    ]
+    if number:
+        checks += [
+            value >= schema.get("minimum", -float("inf")),
+            value > schema.get("exclusiveMinimum", -float("inf")),
+            value <= schema.get("maximum", float("inf")),
+            value % schema.get("multipleOf", 1) == 0 if "multipleOf" in schema else True,
+        ]
+    if isinstance(value, str) and "pattern" in schema:
+        checks.append(re.search(schema["pattern"], value) is not None)
+    if isinstance(value, list):
+        items = schema.get("prefixItems", [])
+        checks += [schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value))]
+        checks += [_conforms(v, s, root) for v, s in zip(value, items, strict=False)]
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        checks += [k in value for k in schema.get("required", [])]
+        checks += [_conforms(v, props[k], root) for k, v in value.items() if k in props]
+        if schema.get("additionalProperties") is False:
+            checks += [k in props for k in value]
+    return all(checks)
+
+
+def test_recipe_schema_is_json_with_the_declared_keys_and_ranges():
+    schema = json.loads(json.dumps(recipe_schema()))
+    assert set(schema["properties"]) == {"description", "model", "data", "train", "eval", "sample"}
+    assert set(schema["required"]) == {"model", "data", "train"}
+    defs = schema["$defs"]
+    for section, name in [("data", "DataConfig"), ("train", "TrainConfig"),
+                          ("eval", "EvalConfig"), ("sample", "SampleConfig")]:  # fmt: skip
+        assert set(defs[name]["properties"]) == section_fields(section)
+        assert defs[name]["additionalProperties"] is False
+    train = defs["TrainConfig"]["properties"]
+    assert train["batch_size"] == {
+        "default": 16,
+        "minimum": 1,
+        "title": "Batch Size",
+        "type": "integer",
+    }
+    assert train["lr"]["exclusiveMinimum"] == 0 and train["lr"]["type"] == "number"
+    assert train["lr_decay"]["maximum"] == 1 and train["warmup_steps"]["minimum"] == 0
+    assert train["optimizer"]["enum"] == ["rmsprop", "adam"]
+    assert re.search(train["device"]["pattern"], "cuda:1")
+    assert not re.search(train["device"]["pattern"], "gpu")
+    model = schema["properties"]["model"]
+    assert model["properties"]["name"]["enum"] == registry.list_models()
+    hparams = {v["properties"]["name"]["const"]: v["properties"] for v in model["oneOf"]}
+    for name, props in hparams.items():
+        known = set(registry.model_hparams(name)) - {"channels", "levels"}
+        assert set(props) == known | {"name"}
+    assert hparams["pixelcnn"]["kernel"]["not"] == {"multipleOf": 2}
+    assert hparams["row_lstm"]["layers"]["minimum"] == 1
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_recipe_fits_the_schema(name):
+    schema = recipe_schema()
+    root = Path(__file__).parents[1]
+    for folder in (root / "recipes", root / "src" / "pixelgen" / "recipes"):
+        raw = yaml.safe_load((folder / f"{name}.yaml").read_text())
+        assert _conforms(raw, schema, schema)
+    assert _conforms(recipe_to_dict(load_recipe(name)), schema, schema)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"train": {"lr": -1.0}},
+        {"train": {"lerning_rate": 1e-3}},
+        {"train": {"batch_size": True}},
+        {"train": {"device": "gpu"}},
+        {"data": {"channels": 2}},
+        {"data": {"image_size": [28, 0]}},
+        {"model": {"hiden": 8}},
+        {"model": {"name": "rowlstm"}},
+        {"model": {"name": "pixelcnn", "kernel": 4}},
+        {"model": {"state_kernel": 3, "name": "pixelcnn"}},
+        {"sample": {"method": "slow"}},
+    ],
+)
+def test_the_schema_refuses_what_the_validator_refuses(changes):
+    schema = recipe_schema()
+    d = minimal(**changes)
+    assert _conforms(MINIMAL, schema, schema)
+    assert not _conforms(d, schema, schema)
+    with pytest.raises(ConfigError):
+        recipe_from_dict(d)

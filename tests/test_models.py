@@ -200,6 +200,30 @@ def test_bad_hyperparameters_are_config_errors(name):
         pixelgen.create_model(name, channels=3, hidden=2)
 
 
+@pytest.mark.parametrize(
+    ("hparams", "expected"),
+    [
+        ({"layers": 0}, "model.layers: must be >= 1, got 0"),
+        ({"input_kernel": 4}, "model.input_kernel: must be odd, got 4"),
+        ({"hidden": "8"}, "model.hidden: expected an integer, got '8'"),
+        ({"residual": 1}, "model.residual: expected true or false, got 1"),
+        ({"channels": 0}, "model.channels: must be >= 1, got 0"),
+    ],
+)
+def test_create_model_checks_hyperparameters_like_a_recipe(hparams, expected):
+    # One check, at the edge (create_model, and a recipe's model section); the classes trust it.
+    with pytest.raises(ConfigError) as err:
+        pixelgen.create_model("row_lstm", **hparams)
+    assert str(err.value) == expected
+
+
+def test_create_model_records_every_hyperparameter():
+    model = pixelgen.create_model("pixelcnn", hidden=4, layers=1, out_hidden=8.0)
+    assert model.hparams == {**pixelgen.model_hparams("pixelcnn"), "hidden": 4, "layers": 1,
+                             "out_hidden": 8}  # fmt: skip
+    assert isinstance(model.hparams["out_hidden"], int)
+
+
 class _Positional(torch.nn.Module):
     def __init__(self, width: int = 3) -> None:  # a positional hyperparameter
         super().__init__()

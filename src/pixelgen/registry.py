@@ -1,6 +1,7 @@
 """A tiny model registry: ``@register_model`` entry points, ``create_model``,
 ``list_models`` and ``model_hparams`` (the keyword-only hyperparameters of a model, with
-their defaults, used to validate recipes).
+their defaults), and ``hparams_schema``, the check of their values that recipes and
+``create_model`` share.
 
 As in timm, an entry point is three lines that forward ``**kwargs`` to the model class,
 whose ``__init__`` chain is the one declaration of every hyperparameter: its name, type and
@@ -11,13 +12,16 @@ registry imports no model: each model module registers itself when the package's
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
 import torch.nn as nn
 
-from .errors import ConfigError, UnknownModelError
+from . import validation
+from .errors import UnknownModelError
 from .text import did_you_mean
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -66,21 +70,61 @@ def model_doc(name: str) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
+# Ranges of hyperparameters, by name, for every model: ``hparams_schema`` adds them to the
+# builder's declaration, recipes and ``create_model`` are checked against them, and the model
+# classes trust them. Any "*kernel" is a positive odd size (the masks are centred on the
+# current pixel).
+_RULES: dict[str, dict[str, Any]] = {
+    "channels": {"ge": 1}, "levels": {"ge": 2}, "hidden": {"ge": 1}, "layers": {"ge": 1},
+    "out_hidden": {"ge": 1},
+}  # fmt: skip
+_KERNEL_RULES = {"ge": 1, "odd": True}
+
+
+def hparams_schema(name: str, exclude: tuple[str, ...] = ()) -> type[pydantic.BaseModel]:
+    """A model's hyperparameters (less ``exclude``) as a pydantic model: the names, types
+    and defaults of its declaration (``model_signature``), not coerced, with the ranges of
+    ``_RULES``."""
+    specs = {}
+    for key, (tp, default) in model_signature(name).items():
+        if tp is Any and default is not inspect.Parameter.empty and default is not None:
+            tp = type(default)  # no usable annotation: the default's type
+        rules = _KERNEL_RULES if key.endswith("kernel") else _RULES.get(key, {})
+        if key not in exclude:
+            required = default is inspect.Parameter.empty
+            specs[key] = (_schema_type(tp, rules), ... if required else default)
+    return pydantic.create_model(name, __config__={"extra": "forbid"}, **specs)
+
+
+def _schema_type(tp: Any, rules: dict[str, Any]) -> Any:
+    """A type hint as a schema type: not coerced, ``rules`` on its numbers."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType, tuple):
+        args = tuple(_schema_type(a, rules) for a in typing.get_args(tp))
+        return tuple[args] if typing.get_origin(tp) is tuple else typing.Union[args]  # noqa: UP007
+    if tp is int or tp is float:
+        return (validation.Int if tp is int else validation.Float)(**rules)
+    return {bool: validation.Bool, str: validation.Str}.get(tp, tp)
+
+
 def create_model(name: str, **hparams: Any) -> nn.Module:
-    """Build a registered model. Unknown hyperparameters raise ``ConfigError`` naming them."""
+    """Build a registered model. Its hyperparameters are checked here, the edge for Python
+    callers, as a recipe's ``model:`` section is (``hparams_schema``: names, types and
+    ranges); a problem is a one-line ``ConfigError``. The model classes trust the values."""
     fn = _builder(name)
-    known = model_hparams(name)
-    unknown = [k for k in hparams if k not in known]
-    if unknown:
-        k = unknown[0]
-        hint = did_you_mean(k, known)
-        raise ConfigError(f"model {name!r} has no hyperparameter {k!r}{hint}")
-    missing = [k for k, v in known.items() if v is inspect.Parameter.empty and k not in hparams]
-    if missing:
-        raise ConfigError(f"model {name!r} needs hyperparameter {missing[0]!r}")
+    schema = hparams_schema(name)
+
+    def unknown(key: Any) -> str:
+        hint = did_you_mean(key, schema.model_fields, show=lambda k: repr(f"model.{k}"))
+        return f"unknown key for model {name!r}{hint}"
+
+    missing = f" (model {name!r} has no default for it)"
+    valid = validation.validated(
+        validation.Where(""), schema, hparams, "model", unknown=unknown, missing=missing
+    )
+    hparams = dict(valid)  # every one, defaults filled in
     model = fn(**hparams)
     model.model_name = name
-    model.hparams = {k: hparams.get(k, v) for k, v in known.items()}
+    model.hparams = hparams
     return model
 
 

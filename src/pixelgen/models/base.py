@@ -55,7 +55,10 @@ class PixelModel(nn.Module):
 
     The hyperparameters every model shares are declared here, once; each model class
     declares its own in its ``__init__`` and forwards the rest (``**common``). The registry
-    and the recipe schema read names, types and defaults from these declarations."""
+    and the recipe schema read names, types and defaults from these declarations, and
+    ``registry.create_model`` checks every value against them and their ranges
+    (``registry.hparams_schema``), as recipes are; the constructors only check what depends
+    on the data (enough feature maps per colour)."""
 
     def __init__(
         self,
@@ -67,10 +70,7 @@ class PixelModel(nn.Module):
         input_kernel: int = 7,
     ) -> None:
         super().__init__()
-        _check(channels >= 1, "model.channels", f"must be >= 1, got {channels}")
-        _check(levels >= 2, "model.levels", f"must be >= 2, got {levels}")
         _check(hidden >= channels, "model.hidden", f"must be >= channels ({channels})")
-        _check(input_kernel % 2 == 1, "model.input_kernel", f"must be odd, got {input_kernel}")
         out_hidden = 2 * hidden if out_hidden is None else out_hidden
         _check(out_hidden >= channels, "model.out_hidden", f"must be >= channels ({channels})")
         self.channels, self.levels, self.hidden = channels, levels, hidden
@@ -167,7 +167,6 @@ class RecurrentPixelModel(PixelModel):
     def __init__(
         self, *, layers: int = 7, residual: bool = True, skip: bool = True, **common
     ) -> None:
-        check_layers(layers)
         super().__init__(**common)
         self.residual, self.skip = residual, skip
         f, h = self.features, self.hidden
@@ -193,10 +192,6 @@ class RecurrentPixelModel(PixelModel):
             if l < len(self.res):
                 x = x + self.res[l](y) if self.residual else self.res[l](y)
         return out if self.skips is not None else x
-
-
-def check_layers(layers: int) -> None:
-    _check(layers >= 1, "model.layers", f"must be >= 1, got {layers}")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

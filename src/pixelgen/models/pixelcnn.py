@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..nn.masked import MaskedConv2d
 from ..registry import register_model
-from .base import PixelModel, check_layers
+from .base import PixelModel
 
 
 class ResidualBlock(nn.Module):
@@ -39,7 +39,6 @@ class PixelCNN(PixelModel):
     def __init__(
         self, *, layers: int = 15, kernel: int = 3, residual: bool = True, **common
     ) -> None:
-        check_layers(layers)
         super().__init__(**common)
         self.residual = residual
         self.blocks = nn.ModuleList(
