@@ -105,6 +105,16 @@ def test_models_and_recipes_listings(capsys):
     assert code == 0 and "mnist_rowlstm" in err and "quick_pixelcnn" in err
 
 
+def test_recipes_schema_is_json_on_stdout(capsys):
+    from pixelgen.config import recipe_schema
+
+    code, out, err = run(["recipes", "--schema"], capsys)
+    assert code == 0 and not err.strip()
+    schema = json.loads(out)
+    assert schema == json.loads(json.dumps(recipe_schema()))
+    assert "lr" in schema["$defs"]["TrainConfig"]["properties"]
+
+
 def test_python_dash_m_and_help_document_every_command():
     out = subprocess.run(
         [sys.executable, "-m", "pixelgen", "--help"],

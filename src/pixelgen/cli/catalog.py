@@ -4,10 +4,12 @@ the package hold."""
 from __future__ import annotations
 
 import inspect
+import json
 
+import typer
 from rich.table import Table
 
-from ..config import shipped_recipes
+from ..config import recipe_schema, shipped_recipes
 from ..data import list_datasets
 from ..pretrained import shipped
 from ..registry import list_models, model_doc, model_hparams
@@ -31,8 +33,18 @@ def models_command() -> None:
 
 
 @app.command("recipes")
-def recipes_command() -> None:
+def recipes_command(
+    schema: bool = typer.Option(
+        False,
+        "--schema",
+        help="Print the JSON Schema of a recipe file instead (for editors, e.g. the YAML "
+        "language server), on stdout.",
+    ),
+) -> None:
     """List the shipped recipes (usable by name: `pixelgen train quick_rowlstm`)."""
+    if schema:
+        typer.echo(json.dumps(recipe_schema(), indent=2))
+        return
     table = Table(title="shipped recipes")
     table.add_column("name", style="bold")
     table.add_column("description")
