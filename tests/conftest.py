@@ -16,17 +16,24 @@ def tiny_model(
     hidden: int = 6,
     layers: int = 2,
     seed: int = 0,
+    random_biases: bool = True,
     **kw,
 ) -> torch.nn.Module:
-    """A small float64 model with a fixed seed."""
+    """A small float64 model with a fixed seed and random biases. The biases start at
+    zero, which would hide a lost or misplaced bias from every forward comparison (fast
+    layers, steppers, ablations, traced programs, export round trips). The dependence
+    tests keep them at zero (``random_biases=False``): a negative bias can switch a
+    ReLU off for every image and hide a path that the structure has."""
     torch.manual_seed(seed)
-    return (
-        pixelgen.create_model(
-            name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
-        )
-        .double()
-        .eval()
+    model = pixelgen.create_model(
+        name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
     )
+    g = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for pname, param in model.named_parameters():
+            if random_biases and pname.endswith("bias"):
+                param.copy_(torch.rand(param.shape, generator=g) - 0.5)
+    return model.double().eval()
 
 
 def dependency_matrix(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:

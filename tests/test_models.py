@@ -62,7 +62,9 @@ def test_contract_shapes_and_log_prob(name, channels, levels, size):
 def test_causality_by_perturbation(name, channels):
     """Changing any value at or after position q never changes the logits at q."""
     torch.manual_seed(3)
-    model = tiny_model(name, channels=channels, levels=4, hidden=4 * channels, layers=3)
+    model = tiny_model(
+        name, channels=channels, levels=4, hidden=4 * channels, layers=3, random_biases=False
+    )
     x = torch.randint(0, 4, (1, channels, 6, 6))
     dep = dependency_matrix(model, x)  # (P, Q)
     n = dep.shape[0]
@@ -99,7 +101,7 @@ def test_probabilities_of_all_images_sum_to_one(name, channels, levels, size):
 def _pixel_field(name: str, q: tuple[int, int], size=(10, 10), layers=3, **kw) -> torch.Tensor:
     """``(H, W)`` bool: which pixels the logits at pixel ``q`` depend on (1 channel)."""
     torch.manual_seed(5)
-    model = tiny_model(name, levels=4, layers=layers, **kw)
+    model = tiny_model(name, levels=4, layers=layers, **kw, random_biases=False)
     h, w = size
     x = torch.randint(0, 4, (1, 1, h, w))
     dep = dependency_matrix(model, x)
@@ -112,7 +114,9 @@ def test_diagonal_bilstm_context_complete_but_for_the_derived_gap(channels):
     than input_kernel // 2 = 3 columns from the right edge (pixelrnn.md §3)."""
     torch.manual_seed(11)
     h = w = 10
-    model = tiny_model("diagonal_bilstm", channels=channels, levels=4, hidden=12, layers=2)
+    model = tiny_model(
+        "diagonal_bilstm", channels=channels, levels=4, hidden=12, layers=2, random_biases=False
+    )
     # A ReLU that is off for one image hides a path; the union over images does not.
     dep = sum(
         dependency_matrix(model, torch.randint(0, 4, (1, channels, h, w))).int() for _ in range(3)
@@ -185,7 +189,7 @@ def test_a_few_steps_lower_the_nll(name):
 def test_ablations_build_and_stay_causal(name):
     kw = {"residual": False} if name == "pixelcnn" else {"residual": False, "skip": False}
     torch.manual_seed(2)
-    model = tiny_model(name, channels=3, levels=3, layers=2, **kw)
+    model = tiny_model(name, channels=3, levels=3, layers=2, **kw, random_biases=False)
     x = torch.randint(0, 3, (1, 3, 4, 4))
     dep = dependency_matrix(model, x)
     order = torch.arange(dep.shape[0])

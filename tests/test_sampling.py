@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import pixelgen
-from conftest import tiny_model as _tiny_model
+from conftest import tiny_model
 from pixelgen.errors import ConfigError, ImageError
 from pixelgen.images import occlusion_mask
 from pixelgen.models.pixelcnn import PixelCNN
@@ -34,18 +34,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def tiny_model(name: str, **kw) -> torch.nn.Module:
-    """``conftest.tiny_model`` with random biases: they start at zero, which would hide a
-    stepper that drops a bias and make the first pixel's levels all equally likely."""
-    model = _tiny_model(name, **kw)
-    g = torch.Generator().manual_seed(kw.get("seed", 0) + 100)
-    with torch.no_grad():
-        for pname, param in model.named_parameters():
-            if pname.endswith("bias"):
-                param.copy_(torch.rand(param.shape, generator=g, dtype=param.dtype) - 0.5)
-    return model
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -87,6 +75,20 @@ def test_fast_equals_naive_and_logits_are_exact(name, channels, variant):
     assert_steps_match_forward(model, fast, steps)
     # The samples are not trivially constant: the test could catch a wrong image.
     assert len(fast.unique()) > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_fast_equals_naive_at_28x28(name):
+    """At the size people train on: the 7x7 input window and every cached row or
+    diagonal then fit inside the image, which the small cases above never reach."""
+    model = tiny_model(name, channels=1, levels=2, hidden=8, layers=2, seed=2)
+    steps, hook = recorder()
+    fast = sample(model, 2, (28, 28), generator=gen(11), on_logits=hook)
+    naive = sample(model, 2, (28, 28), generator=gen(11), method="naive")
+    assert torch.equal(fast, naive)
+    assert_steps_match_forward(model, fast, steps)
+    assert 0.02 < fast.float().mean() < 0.98  # not a constant image
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -210,7 +212,7 @@ def test_progress_reports_every_row():
 def test_every_registered_model_has_a_fast_stepper(name):
     # The steppers are keyed by the model class's import path: a renamed or moved class
     # must not fall back to the naive sampler unnoticed.
-    assert fast_stepper(_tiny_model(name)) is not None
+    assert fast_stepper(tiny_model(name)) is not None
 
 
 def test_model_without_stepper_falls_back_to_naive_with_a_warning():
