@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from . import catalog, complete, eval, export, sample, train  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    catalog,
+    complete,
+    download,
+    eval,
+    export,
+    sample,
+    train,
+)
 from .app import app, entry, main
 
 __all__ = ["app", "entry", "main"]
