@@ -258,3 +258,73 @@ def test_the_published_table():
             if r.digest:
                 assert r.digest[0] == "md5" and len(r.digest[1]) == 32
     assert dl.destination("mnist", "/x") == Path("/x/mnist")
+
+
+def amat(rows: np.ndarray) -> bytes:
+    return "".join(" ".join(map(str, r)) + "\n" for r in rows).encode()
+
+
+@pytest.fixture
+def standard_files():
+    rng = np.random.default_rng(1)
+    return {f"binarized_mnist_{s}.amat": amat(rng.integers(0, 2, (n, 784)))
+            for s, n in (("train", 6), ("valid", 3), ("test", 2))}  # fmt: skip
+
+
+def test_the_standard_binarization_is_read_as_published(tmp_path, standard_files):
+    folder = tmp_path / "binarized_mnist"
+    folder.mkdir()
+    for name, data in standard_files.items():
+        (folder / name).write_bytes(data)
+    test = load_split("binarized_mnist", "test", root=str(tmp_path), binarize="standard")
+    want = np.array(standard_files["binarized_mnist_test.amat"].split(), dtype=np.uint8)
+    assert len(test) == 2 and test.levels == 2
+    assert np.array_equal(test[1].numpy().ravel(), want.reshape(2, 784)[1])
+    assert "standard fixed binarization" in test.description
+    assert len(load_split("binarized_mnist", "valid", root=str(tmp_path), binarize="standard")) == 3
+    with pytest.raises(Exception, match="data.valid_size: the standard binarization"):
+        load_split(
+            "binarized_mnist", "train", root=str(tmp_path), binarize="standard", valid_size=5
+        )
+    (folder / "binarized_mnist_test.amat").write_bytes(b"0 1 2\n")
+    with pytest.raises(Exception, match="not a binarized MNIST .amat file"):
+        load_split("binarized_mnist", "test", root=str(tmp_path), binarize="standard")
+
+
+def test_missing_standard_files_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("pixelgen.data.locate.cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception, match="pixelgen download binarized_mnist"):
+        load_split("binarized_mnist", "test", root=str(tmp_path / "nowhere"), binarize="standard")
+
+
+def test_train_downloads_on_first_use(tmp_path, monkeypatch, capsys, standard_files):
+    server = Server(standard_files)
+    try:
+        remotes = tuple(dl.Remote(n, ("md5", hashlib.md5(d).hexdigest())) for n, d in
+                        standard_files.items())  # fmt: skip
+        monkeypatch.setitem(
+            dl.SOURCES, "binarized_mnist", dl.Source((server.url,), "binarized_mnist", remotes)
+        )
+        root = tmp_path / "data"
+        sets = ["model.hidden=4", "model.layers=1", "train.batch_size=2", "train.max_steps=2",
+                "data.binarize=standard", f"data.root={root}", "sample.n=1"]  # fmt: skip
+        args = ["train", "quick_rowlstm", "--no-progress", "--out", str(tmp_path / "run")]
+        code, err = run([*args, *(a for s in sets for a in ("--set", s))], capsys)
+        assert code == 1 and "pixelgen download binarized_mnist" in err  # not without --download
+        code, err = run([*args, "--download", *(a for s in sets for a in ("--set", s))], capsys)
+    finally:
+        server.stop()
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert "downloaded, md5 checksum verified" in flat and "standard fixed binarization" in flat
+    assert (tmp_path / "data" / "binarized_mnist" / "binarized_mnist_train.amat").is_file()
+
+
+def test_a_run_from_before_data_download_still_resumes():
+    from pixelgen.train.setup import _identity
+
+    old = {"name": "binarized_mnist", "root": None, "valid_size": None}
+    new = {**old, "download": True, "binarize": None}
+    assert _identity(old) == _identity(new)
+    assert _identity(old) != _identity({**old, "binarize": "dynamic"})

@@ -70,11 +70,12 @@ class DataConfig:
     name: DataSetName
     root: Str | None = None
     valid_size: Int(ge=0) | None = None
-    binarize: Literal["static", "dynamic"] | None = None
+    binarize: Literal["static", "dynamic", "standard"] | None = None
     binarize_seed: Int(ge=0) | None = None
     image_size: Int(ge=1) | tuple[Int(ge=1), Int(ge=1)] | None = None
     channels: Annotated[Literal[1, 3], Exact] | None = None
     format: Literal["auto", "png", "npz"] | None = None
+    download: Bool | None = None  # fetch what is not found (``pixelgen download``)
 
     def options(self) -> dict[str, Any]:
         """The options that are set, for ``load_split(name, split, root=root, **options)``."""

@@ -25,6 +25,10 @@ class DataError(PixelgenError):
     """A data set is missing, unreadable, or does not match the model."""
 
 
+class DataNotFoundError(DataError):
+    """No search place holds the data set (``data.download: true`` then fetches it)."""
+
+
 class CheckpointError(PixelgenError):
     """A checkpoint is missing, corrupt, or refused (e.g. it carries a pickle payload)."""
 

@@ -27,10 +27,16 @@ def train_command(
         "--resume",
         help="Continue from RUN/checkpoints/last.pt (default RUN: the latest run of this recipe).",
     ),
+    download: bool = typer.Option(
+        False,
+        "--download",
+        help="Fetch the data set from where it is published if it is not found (the same as "
+        "--set data.download=true).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a model; writes checkpoints, metrics.jsonl, curve.png and sample grids."""
-    r = load_recipe(recipe, set_)
+    r = load_recipe(recipe, [*set_, *(["data.download=true"] if download else [])])
     result = train(r, run_dir=out, resume=resume, show_progress=progress, log=console.print)
     if result.interrupted:
         raise typer.Exit(130)

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataNotFoundError
 from ..text import did_you_mean
 from . import cifar10, folder, imagenet, mnist
 from .base import SPLITS, ImageSet
+from .download import download as fetch
 from .options import Option
 
 
@@ -82,16 +83,32 @@ def _check_options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_split(name: str, split: str, *, root: str | None = None, **options: Any) -> ImageSet:
+def load_split(
+    name: str, split: str, *, root: str | None = None, download: bool | None = False, **options: Any
+) -> ImageSet:
     """Open one split ("train", "valid" or "test") of a data set.
 
     `root` is searched first (see `pixelgen.data.locate`); `options` are the
     data set's own settings (valid_size, binarize, image_size, ...), None meaning
     the default. Raises ConfigError for a bad name/split/option and DataError when
-    the files are missing or unreadable."""
+    the files are missing or unreadable. With ``download``, files that are not found are
+    fetched from where they are published (``pixelgen.data.download``) into ``root``
+    or the cache, then read."""
     spec = _spec(name)
     split = _check_split(split)
     if root is not None and not isinstance(root, (str, bytes)) and not hasattr(root, "__fspath__"):
         raise ConfigError(f"data.root must be a path, got {root!r}")
     opts = _check_options(spec, options)
-    return spec.open(split, None if root is None else str(root), opts)
+    root = None if root is None else str(root)
+    try:
+        return spec.open(split, root, opts)
+    except DataNotFoundError:
+        if not download:
+            raise
+    fetch(_download_name(spec.name, opts), root=root)
+    return spec.open(split, root, opts)
+
+
+def _download_name(name: str, opts: dict[str, Any]) -> str:
+    # The standard binarized MNIST has files of its own; the drawn ones are read from MNIST.
+    return "binarized_mnist" if opts.get("binarize") == "standard" else name

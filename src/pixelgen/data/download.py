@@ -146,11 +146,14 @@ def download(
     root: str | os.PathLike[str] | None = None,
     mirror: str | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Fetch the published files of data set ``name``; returns the folder they are in.
     Files already there with the right checksum are kept."""
     src = _source(name)
+    if log is None:  # stderr: stdout stays for data
+        console = Console(stderr=True, highlight=False)
+        log = lambda msg: console.print(msg, soft_wrap=True)  # noqa: E731
     folder = destination(name, root)
     try:
         folder.mkdir(parents=True, exist_ok=True)

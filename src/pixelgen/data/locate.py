@@ -4,7 +4,7 @@ Search order: the `root` option, `$PIXELGEN_DATA`, `./data`, the system location
 (`/usr/share/datasets`, where Debian's dataset-* packages install, then
 `~/.cache/pixelgen`); each place is tried first through a per-data-set subfolder
 (e.g. `fashion-mnist/`) and then directly. MNIST finally falls back to the copy
-shipped in the package. Nothing is downloaded (the project must work offline).
+shipped in the package. Nothing is downloaded unless asked (`pixelgen.data.download`).
 A miss is ONE DataError line naming every place searched and how to get the data."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import DataError
+from ..errors import DataNotFoundError
 
 T = TypeVar("T")
 
@@ -89,6 +89,6 @@ def find(
     searched = describe_search(root, subdirs)
     if extra:
         searched += ", " + ", ".join(f"{label} {p}" for label, p in extra)
-    raise DataError(
+    raise DataNotFoundError(
         f"data set {name!r} not found: looked for {looked_for} in {searched}; {how_to_get}"
     )

@@ -18,6 +18,7 @@ from .binarize import DynamicBinarizedSet, static_binarize
 from .checksums import SHIPPED_MNIST_SHA256, verify_sha256
 from .idx import read_idx
 from .options import Option, choice, non_negative_int
+from .standard import open_standard
 
 _SUBDIRS = {
     "mnist": ("mnist", "MNIST", "MNIST/raw"),
@@ -76,6 +77,8 @@ def _source_key(path: Path) -> tuple[str, int, int]:
 
 
 def _open(dataset: str, split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
+    if dataset == "binarized_mnist" and opts["binarize"] == "standard":
+        return open_standard(split, root, opts)
     family = "fashion_mnist" if dataset == "fashion_mnist" else "mnist"
     images_path, labels_path, _ = _locate(family, split, root)
     gray = read_idx(images_path)  # (N, H, W)
@@ -154,8 +157,9 @@ DATASETS = {
             Option(
                 "binarize",
                 "static",
-                choice("binarize", ("static", "dynamic")),
-                "static: one fixed draw; dynamic: fresh draw each epoch (train only)",
+                choice("binarize", ("static", "dynamic", "standard")),
+                "static: one fixed draw; dynamic: fresh draw each epoch (train only); "
+                "standard: the published fixed binarization (Larochelle & Murray 2011)",
             ),
             Option(
                 "binarize_seed",

@@ -201,10 +201,17 @@ def _remove_stale_temporaries(where: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _identity(section: dict | None) -> dict:
+    """What must not change on resume: the set values, without ``download`` (which only
+    says how to get the files). A key that a later version added, unset, compares equal to
+    its absence, so runs started by older versions still resume."""
+    return {k: v for k, v in (section or {}).items() if v is not None and k != "download"}
+
+
 def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
     saved = ckpt.recipe
     for section in ("model", "data"):
-        if saved.get(section) != recipe_to_dict(s.recipe)[section]:
+        if _identity(saved.get(section)) != _identity(recipe_to_dict(s.recipe)[section]):
             raise ConfigError(
                 f"--resume: the recipe's {section} section differs from the run's "
                 f"({ckpt.path}); only train/eval/sample settings may change on resume"
