@@ -1,6 +1,7 @@
 """`make demo`: the main job end to end on MNIST, through the real command line.
 
-Trains the quick Row LSTM recipe on binarized MNIST, evaluates it on the full test set,
+Trains the quick Row LSTM recipe on binarized MNIST (into runs/, where the other commands
+look for the latest run), evaluates it on the full test set,
 draws samples, completes the bottom half of a few test digits, then does the same samples
 and completions with the best shipped pretrained model, so that both what a few minutes
 give and what hours give are side by side, and says where it all is. About 4-5 minutes on
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from pixelgen import pretrained
+from pixelgen.checkpoint import runs_root
 
 OUT = Path("demo_out")
 RECIPE = "quick_rowlstm"
@@ -48,7 +50,9 @@ def main() -> None:
     start = time.perf_counter()
     if OUT.exists():
         shutil.rmtree(OUT)
-    run = OUT / "run"
+    # The run goes where every run goes, so that `pixelgen eval --bits-per-dim` and the
+    # other commands, given no checkpoint, find it afterwards.
+    run = runs_root() / f"{RECIPE}-demo-{time.strftime('%Y%m%d-%H%M%S')}"
     pixelgen("train", RECIPE, "--out", str(run))
     pixelgen("eval", str(run), "--json", str(OUT / "eval.json"))
     pixelgen("sample", str(run), "-n", "16", "--out", str(OUT / "samples.png"))
