@@ -111,6 +111,7 @@ class TrainConfig:
     )
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: Bool = False
+    tensorboard: Bool = False  # also write RUN/tb/ (the extra pixelgen[tensorboard])
     accumulate: Int(ge=1) = 1
     num_workers: Int(ge=0) = 0
 

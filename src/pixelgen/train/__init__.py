@@ -37,6 +37,8 @@ from ..errors import StorageError, TrainingError
 from ..io import storage_error
 from ..progress import make_progress
 from . import metrics
+from .board import Board
+from .board import require as require_tensorboard
 from .loop import Event, save, train_steps, validate
 from .metrics import read_metrics
 from .setup import Session, lr_lambda, make_autocast, make_optimizer, setup
@@ -68,6 +70,8 @@ def train(
     log=print,
 ) -> TrainResult:
     """Train ``recipe``; returns where the run went and its best validation NLL."""
+    if recipe.train.tensorboard:
+        require_tensorboard()  # before any work
     s = setup(recipe, run_dir=run_dir, resume=resume, log=log)
     try:
         interrupted = _run(s, show_progress, log)
@@ -92,16 +96,19 @@ def _run(s: Session, show_progress: bool, log) -> bool:
     main = s.dist.is_main
     if main:
         s.signals.install()
+    board = Board(s.run_dir, s.step) if main and s.recipe.train.tensorboard else None
     bar = make_progress("loss", "bpd", "rate", disable=not (show_progress and main))
     task = bar.add_task("train", total=s.total, completed=s.step, loss="", bpd="", rate="")
     try:
         with bar:
             for event in train_steps(s):
                 if event.record is not None:
-                    _log_record(s, event.record, bar, task)
+                    _log_record(s, event.record, bar, task, board)
                 bar.update(task, completed=event.step)
                 if event.validate:
                     validate(s)
+                    if board is not None:
+                        _board_validation(s, board)
                 if event.checkpoint:
                     if main:
                         save(s, s.last_path)
@@ -129,18 +136,31 @@ def _run(s: Session, show_progress: bool, log) -> bool:
         ) from None
     finally:
         s.signals.restore()
+        if board is not None:
+            board.close()
     return False
 
 
-def _log_record(s: Session, record: dict, bar, task) -> None:
+def _log_record(s: Session, record: dict, bar, task, board: Board | None = None) -> None:
     if s.dist.is_main:
         metrics.append(s.run_dir, record)
+        if board is not None:
+            board.record(record)
     bar.update(
         task,
         loss=f"{record['nll_nats']:.2f} nats",
         bpd=f"{record['bits_per_dim']:.3f} b/d",
         rate=f"{record['images_per_s']:.0f} img/s",
     )
+
+
+def _board_validation(s: Session, board: Board) -> None:
+    """The validation record just written, and its sample grid."""
+    last = next((r for r in reversed(read_metrics(s.run_dir)) if r["split"] == "valid"), None)
+    if last is not None and last["step"] == s.step:
+        board.record(last)
+    board.image("samples", s.run_dir / "samples" / f"step_{s.step:06d}.png", s.step)
+    board.flush()
 
 
 def _save_on_stop(s: Session) -> None:
