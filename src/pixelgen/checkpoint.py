@@ -221,12 +221,19 @@ _NOT_CHECKPOINTS = {
 }
 
 
+_EXPECTED = (
+    "expected a .pt file written by pixelgen train, a run directory, or a shipped model's name"
+)
+
+
 def _read_payload(path: Path) -> dict:
     """The file's contents, read with ``weights_only`` (tensors and plain values only)."""
     _check_kind(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "Unsupported operand" in str(exc):  # no pickle it knows: a text file, an ONNX file
+            raise CheckpointError(f"{path}: not a checkpoint ({_EXPECTED})") from None
         raise CheckpointError(
             f"{path}: refused: the file carries pickled Python objects, which pixelgen never "
             "loads (only tensors and plain values)"
@@ -256,10 +263,7 @@ def _check_kind(path: Path) -> None:
         raise CheckpointError(f"{path}: an empty file, not a checkpoint")
     for magic, kind in _NOT_CHECKPOINTS.items():
         if head.startswith(magic):
-            raise CheckpointError(
-                f"{path}: {kind}, not a checkpoint (expected a .pt file written by "
-                "pixelgen train, a run directory, or a shipped model's name)"
-            )
+            raise CheckpointError(f"{path}: {kind}, not a checkpoint ({_EXPECTED})")
 
 
 def _tensors(obj: Any, prefix: str = ""):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +148,9 @@ def load_image(
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
+        raise ImageError(f"{path}: {_not_a_file(path, 'image')}")
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             img.load()
             src_mode, (src_w, src_h) = img.mode, img.size
             mode = {1: "L", 3: "RGB"}.get(channels)
@@ -168,7 +169,7 @@ def load_image(
                 notes.append(f"resized {src_h}x{src_w} to {size[0]}x{size[1]} (HxW)")
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.float64)
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_large(path)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -232,11 +233,11 @@ def _random_pixels(mode: str, n: int, seed: int) -> torch.Tensor:
 
 def _mask_file(path: Path, size: tuple[int, int]) -> torch.Tensor:
     if not path.is_file():
-        raise ImageError(f"{path}: no such mask file")
+        raise ImageError(f"{path}: {_not_a_file(path, 'mask')}")
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             gray = np.asarray(img.convert("L"))
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_large(path)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"{path}: cannot read mask ({type(exc).__name__})") from None
@@ -246,6 +247,18 @@ def _mask_file(path: Path, size: tuple[int, int]) -> torch.Tensor:
             f"{size[0]}x{size[1]} (HxW); make a mask of the image size"
         )
     return torch.from_numpy(gray > 127)
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open``, refusing an image over Pillow's decompression-bomb limit (Pillow
+    itself only warns up to twice the limit, then decodes it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _not_a_file(path: Path, what: str) -> str:
+    return f"no such {what} file{' (it is a directory)' if path.is_dir() else ''}"
 
 
 def _too_large(path: Path) -> str:

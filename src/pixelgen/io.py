@@ -8,7 +8,8 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,19 @@ def atomic_write(
         _discard(tmp)
         raise
     _sync_dir(path.parent)  # the rename itself survives a power cut
+
+
+@contextmanager
+def all_or_none(written: list[Path]) -> Iterator[list[Path]]:
+    """For a command that writes several files: if the block fails, the files appended to
+    ``written`` inside it are removed again, so the command leaves all its outputs or none
+    (no half set of PNGs after a full disk or a name taken by a folder)."""
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise
 
 
 def save_png(image, path: str | Path) -> Path:

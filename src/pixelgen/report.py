@@ -12,13 +12,14 @@ import torch
 from .config import recipe_from_dict
 from .data import load_split
 from .devices import parse_device
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, StorageError
 from .evaluate import EvalResult, evaluate
-from .images import grid_scale, save_grid
-from .io import atomic_write
+from .images import check_writable, grid_scale, save_grid
+from .io import all_or_none, atomic_write, storage_error
 from .plots import plot_heatmap, plot_histogram
 from .progress import make_progress
 from .sources import open_checkpoint
+from .text import first_line
 
 SPLITS = ("test", "valid", "train")
 
@@ -33,15 +34,23 @@ def evaluate_checkpoint(
     device: str = "auto",
     show_progress: bool = True,
     report_dir: str | Path | None = None,
+    json_path: str | Path | None = None,
     log=print,
 ) -> dict:
     """The eval report dict: split, num_images, nll_nats, bits_per_dim, nll_nats_stderr,
     checkpoint, model, data (and step, time). Appended to ``RUN/eval.json`` when the
     checkpoint lives in a run directory. ``split``, ``max_images`` and ``batch_size`` left
     as None come from the recipe's ``eval`` section. With ``report_dir``,
-    :func:`write_report` also writes its pictures there."""
+    :func:`write_report` also writes its pictures there; with ``json_path``, the dict is
+    also written there. The outputs are checked before the work and written all or none."""
     if split is not None and split not in SPLITS:
         raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    if json_path is not None:
+        if Path(json_path).is_dir():
+            raise StorageError(f"{json_path}: is a directory; --json needs a file name")
+        check_writable(Path(json_path).parent)
+    if report_dir is not None:
+        check_writable(report_dir)
     ckpt, note = open_checkpoint(path)
     if note:
         log(note)
@@ -54,6 +63,11 @@ def evaluate_checkpoint(
             f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "
             "checkpoint it was exported from"
         )
+    run_dir = ckpt.path.parent.parent
+    record = None
+    if ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").exists():
+        record = run_dir / "eval.json"
+        _read_json_list(record)  # a damaged record fails now, not after the work
     dev = parse_device(device)
     model = ckpt.build_model(dev)
     d = recipe_from_dict(ckpt.recipe, source=str(ckpt.path)).data
@@ -82,21 +96,43 @@ def evaluate_checkpoint(
         "step": ckpt.step,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    if report_dir is not None:
-        report["report"] = write_report(Path(report_dir), report, res, data)
-    run_dir = ckpt.path.parent.parent
-    if ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").exists():
-        _append_json_list(run_dir / "eval.json", report)
+    with all_or_none([]) as written:
+        if report_dir is not None:
+            report["report"] = write_report(Path(report_dir), report, res, data, written=written)
+        if json_path is not None:
+            _write_json(Path(json_path), report)
+            written.append(Path(json_path))
+        if record is not None:
+            _write_json(record, [*_read_json_list(record), report])
     return report
 
 
-def write_report(out: Path, report: dict, res: EvalResult, data, count: int = 8) -> dict[str, str]:
+def write_report(
+    out: Path,
+    report: dict,
+    res: EvalResult,
+    data,
+    count: int = 8,
+    *,
+    written: list[Path] | None = None,
+) -> dict[str, str]:
     """Write, into ``out``: ``heatmap.png`` (the mean NLL at each pixel position over the
     split), ``histogram.png`` (per-image NLL), ``most_likely.png`` and ``least_likely.png``
     (the ``count`` images of lowest and of highest NLL, in that order), and
     ``report.json`` (``report`` with those images' indices and NLLs and the per-position
-    map). ``res`` comes from ``evaluate(details=True)``. Returns the files by role."""
-    out.mkdir(parents=True, exist_ok=True)
+    map). ``res`` comes from ``evaluate(details=True)``. Returns the files by role; each
+    is also added to ``written`` as it is written, and all are removed if one fails."""
+    with all_or_none([] if written is None else written) as done:
+        return _write_report(out, report, res, data, count, done)
+
+
+def _write_report(
+    out: Path, report: dict, res: EvalResult, data, count: int, done: list[Path]
+) -> dict[str, str]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(out, exc) from None
     nll = res.per_image  # (N,) nats
     order = torch.argsort(nll)
     picks = {"most_likely": order[:count], "least_likely": order.flip(0)[:count]}
@@ -106,23 +142,35 @@ def write_report(out: Path, report: dict, res: EvalResult, data, count: int = 8)
     plot_heatmap(
         res.per_position.numpy(), files["heatmap"], title=f"{name}: mean NLL per pixel ({where})"
     )
+    done.append(files["heatmap"])
     plot_histogram(nll.numpy(), files["histogram"], title=f"{name}: NLL per image ({where})")
+    done.append(files["histogram"])
     detail = dict(report)
     for key, idx in picks.items():
         images = torch.stack([data[int(i)] for i in idx])  # (count, C, H, W)
         scale = grid_scale(tuple(images.shape[-2:]))
-        save_grid(images, data.levels, files[key], nrow=count, scale=scale)
+        done.append(save_grid(images, data.levels, files[key], nrow=count, scale=scale))
         detail[key] = [{"index": int(i), "nll_nats": float(nll[i])} for i in idx]
     detail["per_position_nll_nats"] = res.per_position.tolist()
     files["json"] = out / "report.json"
     _write_json(files["json"], detail)
+    done.append(files["json"])
     return {k: str(v) for k, v in files.items()}
 
 
-def _append_json_list(path: Path, record: dict) -> None:
-    records = json.loads(path.read_text()) if path.exists() else []
-    records.append(record)
-    _write_json(path, records)
+def _read_json_list(path: Path) -> list:
+    """The records of ``RUN/eval.json`` (none if there is no such file)."""
+    if not path.exists():
+        return []
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: unreadable ({first_line(exc)}); move it away, then eval again"
+        ) from None
+    if not isinstance(records, list):
+        raise CheckpointError(f"{path}: not a list of eval records; move it away, then eval again")
+    return records
 
 
 def _write_json(path: Path, value) -> None:

@@ -35,16 +35,32 @@ def debug() -> bool:
     return os.environ.get("PIXELGEN_DEBUG", "") not in ("", "0")
 
 
+#: Typer's error for a bad option or argument (``-n 0``, ``--format zip``), found through
+#: ``typer.BadParameter`` because recent Typer versions carry their own copy of click.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pixelgen`` script and ``python -m pixelgen``; returns the exit code.
 
-    Typer (standalone mode) handles usage errors and ``--help`` itself and exits through
-    ``SystemExit``; our own errors come out of it as exceptions and are printed here."""
+    Typer handles ``--help`` itself; a bad option or argument (Typer's own check) and our
+    own errors come out of it as exceptions and are printed here, one line each."""
     try:
-        app(args=argv, prog_name="pixelgen")
+        code = app(args=argv, prog_name="pixelgen", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except _CLICK_ERROR as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            console.print(
+                f"[bold red]error:[/] {escape(exc.format_message())}{escape(hint)}", soft_wrap=True
+            )
+        return exc.exit_code
+    except typer.Abort:
+        console.print("aborted")
+        return 1
     except PixelgenError as exc:
         if debug():
             raise
@@ -62,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def entry() -> None:

@@ -64,6 +64,7 @@ def eval_command(
         device=device,
         show_progress=progress,
         report_dir=report_dir,
+        json_path=None if json_path is None or str(json_path) == "-" else json_path,
         log=console.print,
     )
     nats = f"{report['nll_nats']:.3f} ± {report['nll_nats_stderr']:.3f} nats/image"
@@ -73,11 +74,9 @@ def eval_command(
         f"[bold]{head}[/]  ({tail}; {report['split']} split, {report['num_images']} images)"
     )
     if json_path is not None:
-        text = json.dumps(report, indent=2)
         if str(json_path) == "-":
-            typer.echo(text)
+            typer.echo(json.dumps(report, indent=2))
         else:
-            json_path.write_text(text + "\n")
             console.print(f"wrote {json_path}")
     if report_dir is not None:
         files = ", ".join(Path(p).name for p in report["report"].values())

@@ -25,6 +25,7 @@ from ..images import (
     save_grid,
     save_image,
 )
+from ..io import all_or_none
 from . import complete, sample
 from .driver import Progress
 
@@ -120,13 +121,14 @@ def generate_samples(
     ).cpu()
     result = Samples(images, model.levels, settings)
     levels, scale = model.levels, grid_scale(settings["size"])
-    if out is not None:
-        result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
-    if out_dir is not None:
-        digits = len(str(len(images)))
-        for k, image in enumerate(images, 1):
-            path = Path(out_dir) / f"sample_{k:0{digits}d}.png"
-            result.files.append(save_image(image, levels, path))
+    with all_or_none(result.files):
+        if out is not None:
+            result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
+        if out_dir is not None:
+            digits = len(str(len(images)))
+            for k, image in enumerate(images, 1):
+                path = Path(out_dir) / f"sample_{k:0{digits}d}.png"
+                result.files.append(save_image(image, levels, path))
     return result
 
 
@@ -178,15 +180,16 @@ def complete_images(
     ).cpu()
     filled = filled.view(len(inputs), samples, *filled.shape[1:])  # (N, K, C, H, W)
     out_dir, levels, results = Path(out_dir), model.levels, []
-    for k, stem in enumerate(_unique_stems(images)):
-        result = Completion(Path(images[k]), all_notes[k], filled[k])
-        grid = out_dir / f"{stem}_grid.png"
-        result.files.append(
-            completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=grid_scale(size))
-        )
-        for s, image in enumerate(filled[k], 1):
-            result.files.append(save_image(image, levels, out_dir / f"{stem}_{s}.png"))
-        results.append(result)
+    with all_or_none([]) as written:
+        for k, stem in enumerate(_unique_stems(images)):
+            first = len(written)
+            grid = out_dir / f"{stem}_grid.png"
+            written.append(
+                completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=grid_scale(size))
+            )
+            for s, image in enumerate(filled[k], 1):
+                written.append(save_image(image, levels, out_dir / f"{stem}_{s}.png"))
+            results.append(Completion(Path(images[k]), all_notes[k], filled[k], written[first:]))
     return results
 
 

@@ -18,8 +18,12 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / NAME
         self.fd: int | None = None
+        self.created: list[Path] = []  # what acquire made: the lock file, then new folders
 
     def acquire(self) -> None:
+        folder = self.path.parent
+        new = [p for p in (folder, *folder.parents) if not p.exists()]
+        self.created = [] if self.path.exists() else [self.path, *new]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -45,3 +49,16 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the lock
             self.fd = None
+
+    def abandon(self) -> None:
+        """Release the lock of a run that failed to start, removing the lock file and the
+        folders ``acquire`` created (those left empty), so that nothing is left behind."""
+        held = self.fd is not None
+        self.release()
+        if not held:
+            return
+        for path in self.created:
+            try:
+                path.rmdir() if path.is_dir() else path.unlink()
+            except OSError:  # a folder that holds something else stays
+                break

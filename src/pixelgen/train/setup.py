@@ -92,7 +92,7 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
             _announce(s, log)
     except BaseException:
         for lock in held:
-            lock.release()
+            lock.abandon()
         raise
     return s
 
