@@ -3,6 +3,7 @@ needed)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,42 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .io import save_png
+
+#: Line colours, in order (the "tab10" palette).
+COLOURS = [
+    (31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
+
+
+def nice_step(span: float, target: int = 5) -> float:
+    """The round tick spacing (1, 2 or 5 x 10^k) that cuts ``span`` into about ``target``
+    intervals."""
+    if not span > 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * 0.999)
+
+
+def nice_range(lo: float, hi: float, target: int = 5) -> tuple[float, float, float]:
+    """``(lo', hi', step)``: the range widened to whole multiples of a round step."""
+    if hi <= lo:
+        pad = abs(lo) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
+    step = nice_step(hi - lo, target)
+    return math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step, step
+
+
+def tick_label(value: float, step: float) -> str:
+    """``value`` written as plainly as its ``step`` allows: 0.155, 86, 20k, 1.5M."""
+    if abs(value) < step * 1e-6:
+        return "0"
+    for unit, suffix in ((1e6, "M"), (1e3, "k")):
+        if step >= unit / 10 and abs(value) >= unit:
+            return f"{round(value / unit, 6):g}{suffix}"
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{value:.{decimals}f}"
 
 
 def plot_curves(
@@ -20,56 +57,113 @@ def plot_curves(
     xlabel: str = "step",
     ylabel: str = "bits/dim",
     size: tuple[int, int] = (720, 420),
+    dotted: Sequence[str] | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> None:
-    """Line chart of named ``(x, y)`` series; the first series is drawn as a line, the
-    others as lines with dots (validation points are sparse)."""
-    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+    """Line chart of named ``(x, y)`` series on round ticks (1, 2, 5 x 10^k) on both axes,
+    the x axis from 0 for values that are not negative. The series named in ``dotted``
+    (default: all but the first, since validation points are sparse) also get a dot at
+    each point. ``ylim`` limits the y range; what lies outside it is cut off."""
+    dotted = set(list(series)[1:] if dotted is None else dotted)
     w, h = size
-    left, right, top, bottom = 70, 20, 36, 48
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
+    font = _font()
     points = [p for s in series.values() for p in s]
     if not points:
-        draw.text((left, top), "no data yet", fill="black", font=font)
+        draw.text((70, 36), "no data yet", fill="black", font=font)
         save_png(img, path)
         return
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys)
-    pad = (y1 - y0) * 0.05 or abs(y0) * 0.05 or 1.0
-    y0, y1 = y0 - pad, y1 + pad
+    x0, x1, xstep = nice_range(min(0.0, min(xs)), max(xs), target=6)
+    lo, hi = ylim if ylim is not None else (min(ys), max(ys))
+    pad = (hi - lo) * 0.03
+    y0, y1, ystep = nice_range(lo - pad, hi + pad)
+    yticks = _ticks(y0, y1, ystep)
+    ylabels = [tick_label(v, ystep) for v in yticks]
+    left = 16 + max(_text_width(draw, t, font) for t in ylabels)
+    right, top, bottom = 24, 36, 48
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         px = left + (x - x0) / (x1 - x0) * (w - left - right)
         py = top + (y1 - y) / (y1 - y0) * (h - top - bottom)
         return px, py
 
-    draw.rectangle([left, top, w - right, h - bottom], outline=(160, 160, 160))
-    for k in range(5):  # horizontal grid with labels
-        y = y0 + (y1 - y0) * k / 4
+    for y in yticks:
         _, py = to_px(x0, y)
         draw.line([left, py, w - right, py], fill=(230, 230, 230))
-        draw.text((4, py - 6), f"{y:.3g}", fill="black", font=font)
-    for k in range(5):
-        x = x0 + (x1 - x0) * k / 4
+    xticks = _ticks(x0, x1, xstep)
+    for x in xticks:
         px, _ = to_px(x, y0)
-        draw.text((px - 10, h - bottom + 6), f"{x:.0f}", fill="black", font=font)
-    draw.text((w // 2 - 20, h - 18), xlabel, fill="black", font=font)
-    draw.text((left, 8), f"{title}   ({ylabel})", fill="black", font=font)
+        draw.line([px, top, px, h - bottom], fill=(240, 240, 240))
     for n, (name, s) in enumerate(series.items()):
-        colour = colours[n % len(colours)]
+        colour = COLOURS[n % len(COLOURS)]
         pts = [to_px(x, y) for x, y in s]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
-        if n > 0 or len(pts) == 1:
+        if name in dotted or len(pts) == 1:
             for px, py in pts:
                 draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-        lx = w - right - 150
-        ly = top + 8 + 14 * n
-        draw.line([lx, ly + 6, lx + 18, ly + 6], fill=colour, width=3)
-        draw.text((lx + 24, ly), name, fill="black", font=font)
+    # Whatever was drawn outside the axes (values beyond ylim) is cut off.
+    for box in ([0, 0, w, top - 1], [0, h - bottom + 1, w, h], [0, 0, left - 1, h]):
+        draw.rectangle(box, fill="white")
+    draw.rectangle([w - right + 1, 0, w, h], fill="white")
+    draw.rectangle([left, top, w - right, h - bottom], outline=(160, 160, 160))
+    for y, label in zip(yticks, ylabels, strict=True):
+        _, py = to_px(x0, y)
+        draw.line([left - 4, py, left, py], fill=(120, 120, 120))
+        draw.text(
+            (left - 8 - _text_width(draw, label, font), py - 8), label, fill="black", font=font
+        )
+    for x in xticks:
+        px, _ = to_px(x, y0)
+        label = tick_label(x, xstep)
+        draw.line([px, h - bottom, px, h - bottom + 4], fill=(120, 120, 120))
+        draw.text(
+            (px - _text_width(draw, label, font) / 2, h - bottom + 6),
+            label,
+            fill="black",
+            font=font,
+        )
+    draw.text(
+        (w // 2 - _text_width(draw, xlabel, font) / 2, h - 20), xlabel, fill="black", font=font
+    )
+    draw.text((left, 8), f"{title}   ({ylabel})" if title else ylabel, fill="black", font=font)
+    _legend(draw, font, list(series), dotted, right=w - right - 8, top=top + 8)
     save_png(img, path)
+
+
+def _ticks(lo: float, hi: float, step: float) -> list[float]:
+    n = round((hi - lo) / step)
+    return [lo + k * step for k in range(n + 1)]
+
+
+def _font(size: int = 12):
+    """PIL's default font, at a size whose spaces show (at its usual 10 they are 2 pixels)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
+    box = draw.textbbox((0, 0), text, font=font)
+    return box[2] - box[0]
+
+
+def _legend(draw, font, names: list[str], dotted: set[str], *, right: float, top: float) -> None:
+    """The names with their colours, in a white box in the top right corner."""
+    width = 34 + max(_text_width(draw, name, font) for name in names)
+    lx = right - width
+    draw.rectangle(
+        [lx - 6, top - 4, right, top + 16 * len(names)], fill="white", outline=(200, 200, 200)
+    )
+    for n, name in enumerate(names):
+        colour, ly = COLOURS[n % len(COLOURS)], top + 16 * n
+        draw.line([lx, ly + 8, lx + 18, ly + 8], fill=colour, width=3)
+        if name in dotted:
+            draw.ellipse([lx + 6, ly + 5, lx + 12, ly + 11], fill=colour)
+        draw.text((lx + 24, ly), name, fill="black", font=font)
 
 
 # Five anchors of a perceptually ordered dark-to-bright colour scale (viridis-like).

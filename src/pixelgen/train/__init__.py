@@ -204,7 +204,7 @@ def _finish(s: Session, interrupted: bool, log) -> None:
         s.net = None
         shutdown()
     if s.dist.is_main and not interrupted:
-        metrics.plot(s.run_dir, Path(s.recipe.source).stem)
+        metrics.plot(s.run_dir, Path(s.recipe.source).stem, levels=s.valid_set.levels)
         log(
             f"done: step {s.step}, best validation NLL {s.best:.3f} nats "
             f"({s.bits(s.best):.4f} bits/dim); checkpoints in {s.run_dir / 'checkpoints'}"

@@ -97,7 +97,7 @@ def validate(s: Session) -> bool:
         s.best = res.nll_nats
         save(s, s.run_dir / "checkpoints" / "best.pt")
     sample_grid(s)
-    metrics.plot(s.run_dir, Path(s.recipe.source).stem)
+    metrics.plot(s.run_dir, Path(s.recipe.source).stem, levels=s.valid_set.levels)
     return best
 
 

@@ -42,11 +42,26 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def plot(run_dir: Path, title: str) -> None:
-    """``curve.png``: training and validation bits/dim against the step."""
+def plot(run_dir: Path, title: str, *, levels: int | None = None) -> None:
+    """``curve.png``: training and validation NLL against the step, in nats for 2-level
+    data (``levels``) and bits/dim otherwise. The y range holds every validation point
+    and the training points from the first validation on; the large losses of the first
+    steps, above it, are cut off."""
     rows = read_metrics(run_dir)
+    key, unit = ("nll_nats", "nats") if levels == 2 else ("bits_per_dim", "bits/dim")
     series = {
-        split: [(r["step"], r["bits_per_dim"]) for r in rows if r["split"] == split]
+        split: [(r["step"], r[key]) for r in rows if r["split"] == split]
         for split in ("train", "valid")
     }
-    plot_curves(series, Path(run_dir) / "curve.png", title=title)
+    plot_curves(series, Path(run_dir) / "curve.png", title=title, ylabel=unit, ylim=_ylim(series))
+
+
+def _ylim(series: dict[str, list[tuple[float, float]]]) -> tuple[float, float] | None:
+    valid, train = series["valid"], series["train"]
+    if not valid:  # no validation yet: the training points after the first tenth
+        start = train[-1][0] / 10 if train else 0
+        shown = [y for x, y in train if x >= start] or [y for _, y in train]
+    else:
+        shown = [y for _, y in valid] + [y for x, y in train if x >= valid[0][0]]
+    ys = [y for s in series.values() for _, y in s]
+    return (min(ys), max(shown)) if shown else None
