@@ -42,7 +42,7 @@ def test_eval_report_writes_pictures_and_json(tmp_path, capsys):
     assert names == {"heatmap.png", "histogram.png", "most_likely.png", "least_likely.png",
                      "report.json"}  # fmt: skip
     with Image.open(out / "most_likely.png") as img:
-        assert img.size == (8 * 56 + 9 * 4, 56 + 2 * 4)  # 8 digits and the padding at 2x
+        assert img.size == (4 * (8 * 28 + 9 * 2), 4 * (28 + 2 * 2))  # 8 digits, padding, at 4x
     rep = json.loads((out / "report.json").read_text())
     most = [r["nll_nats"] for r in rep["most_likely"]]
     least = [r["nll_nats"] for r in rep["least_likely"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .errors import ImageError
 from .io import save_png
@@ -70,9 +70,25 @@ def _save(array: np.ndarray, path: str | Path) -> Path:
     return save_png(Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB"), path)
 
 
-def grid_scale(size: tuple[int, int]) -> int:
-    """Enlarge small images in grids (28x28 -> 2x) so they are visible."""
-    return max(1, 64 // max(size))
+#: Grids enlarge small images until each is at least this many pixels on its longer side.
+GRID_CELL = 112
+
+
+def grid_scale(size: tuple[int, int], cell: int = GRID_CELL) -> int:
+    """The integer nearest-neighbour factor that makes images of ``size`` ``(H, W)`` at
+    least ``cell`` pixels on their longer side in grids (28x28: 4x, 32x32: 4x, 64x64: 2x),
+    so that they can be seen; 1 for images that large already."""
+    return max(1, math.ceil(cell / max(size)))
+
+
+def grid_shape(
+    n: int, ncol: int, size: tuple[int, int], scale: int, padding: int = 2
+) -> tuple[int, int]:
+    """``(H, W)`` in pixels of a grid of ``n`` images of ``size`` in rows of ``ncol``."""
+    ncol = max(1, ncol)
+    nrows = math.ceil(n / ncol)
+    h, w = size
+    return (nrows * (h + padding) + padding) * scale, (ncol * (w + padding) + padding) * scale
 
 
 def save_grid(
@@ -114,12 +130,15 @@ def completion_grid(
     *,
     padding: int = 2,
     scale: int = 1,
+    caption: bool = True,
 ) -> Path:
     """One row per input: original | occluded view (hidden pixels red) | completions.
 
     ``original`` is ``(N, C, H, W)`` (or one ``(C, H, W)``), ``hidden`` a bool mask
     ``(H, W)`` or ``(N, H, W)``, ``completions`` ``(N, K, C, H, W)`` (or ``(K, C, H, W)``).
-    Written as RGB so the hidden colour shows on grayscale images too.
+    Written as RGB so the hidden colour shows on grayscale images too. With ``caption``,
+    a thin row on top names the columns (original, occluded, sample 1 ...), where the
+    enlarged images are wide enough for the words.
     """
     if original.dim() == 3:
         original, completions = original.unsqueeze(0), completions.unsqueeze(0)
@@ -130,7 +149,30 @@ def completion_grid(
         tiles.append(_rgb(_hwc(to_uint8(original[idx], levels))))
         tiles.append(occluded_view(original[idx], hidden[idx], levels))
         tiles.extend(_rgb(_hwc(im)) for im in to_uint8(completions[idx], levels))
-    return _save(_tile(tiles, k + 2, padding, scale), path)
+    grid = _tile(tiles, k + 2, padding, scale)
+    if caption:
+        names = ["original", "occluded", *(f"sample {s}" for s in range(1, k + 1))]
+        grid = _with_caption(grid, names, original.shape[-1], padding, scale)
+    return _save(grid, path)
+
+
+def _with_caption(grid: np.ndarray, names: list[str], width: int, padding: int, scale: int):
+    """``grid`` (RGB) under a thin row with one name centred over each column, drawn in
+    PIL's default font; ``grid`` unchanged where a column is too narrow for its name."""
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widths = [probe.textbbox((0, 0), name, font=font)[2] for name in names]
+    column = width * scale
+    if max(widths) + 4 > column + padding * scale:
+        return grid
+    height = probe.textbbox((0, 0), "Ag", font=font)[3] + 4
+    img = Image.new("RGB", (grid.shape[1], grid.shape[0] + height), (255, 255, 255))
+    img.paste(Image.fromarray(grid), (0, height))
+    draw = ImageDraw.Draw(img)
+    for c, (name, text_width) in enumerate(zip(names, widths, strict=True)):
+        centre = (padding + c * (width + padding)) * scale + column / 2
+        draw.text((centre - text_width / 2, 1), name, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
 
 
 def load_image(

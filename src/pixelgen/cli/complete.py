@@ -19,7 +19,8 @@ _MODES = ", ".join(
 
 _HELP = (
     "Complete images: hide part of each (--occlude) and sample it from the model, "
-    "writing OUT/<stem>_grid.png and OUT/<stem>_<k>.png.\n\n"
+    "writing OUT/<stem>_grid.png (a row per image under a caption: original, occluded, "
+    "samples; enlarged by --zoom) and OUT/<stem>_<k>.png (each completion, its own size).\n\n"
     "Inputs are converted to the model's format (colours, size, levels) with a note. Values "
     "are drawn in raster order, each conditioned on everything before it: known values "
     "further down the image are kept but cannot inform what is drawn above them. The "
@@ -47,6 +48,7 @@ def complete_command(
     seed: int | None = options.SEED,
     temperature: float | None = options.TEMPERATURE,
     method: str | None = options.METHOD,
+    zoom: int | None = options.ZOOM,
     device: str = options.DEVICE,
 ) -> None:
     if checkpoint is None and images and _names_a_checkpoint(images[0]):
@@ -66,6 +68,7 @@ def complete_command(
             device=device,
             progress=progress,
             note=lambda line: console.print(f"note: {line}", soft_wrap=True),
+            zoom=zoom,
         )
     for r in results:
         done = f"{r.image}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"

@@ -14,3 +14,10 @@ METHOD = typer.Option(
     help="fast (cached, exact) or naive (one forward pass per value); default fast.",
 )
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+ZOOM = typer.Option(
+    None,
+    "--zoom",
+    min=1,
+    help="Enlarge each image K times in the grid, nearest neighbour (default: enough for "
+    "112 pixels, e.g. 4 for 28x28). Single-image PNGs stay at their own size.",
+)

@@ -57,6 +57,7 @@ def sample_command(
     method: str | None = options.METHOD,
     nrow: int | None = typer.Option(None, min=1, help="Images per grid row."),
     size: str | None = typer.Option(None, help="Image size HxW (default: the training data's)."),
+    zoom: int | None = options.ZOOM,
     device: str = options.DEVICE,
 ) -> None:
     """Sample images from a trained model into a PNG grid (defaults: the recipe's sample:)."""
@@ -75,6 +76,7 @@ def sample_command(
             out=out,
             out_dir=out_dir,
             progress=progress,
+            zoom=zoom,
         )
     s = result.settings
     h, w = s["size"]
@@ -82,7 +84,7 @@ def sample_command(
         f"{s['n']} samples {h}x{w} ({s['method']}, seed {s['seed']}, "
         f"temperature {s['temperature']:g}, {s['device']})"
     )
-    console.print(f"grid: {result.files[0]}", soft_wrap=True)
+    console.print(f"grid: {result.files[0]} (zoom {s['zoom']}x)", soft_wrap=True)
     if out_dir is not None:
         console.print(
             f"images: {out_dir}/sample_*.png ({len(result.files) - 1} files)", soft_wrap=True

@@ -4,6 +4,7 @@ defaults, generate, and write the PNGs."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from ..checkpoint import Checkpoint
 from ..config import SampleConfig
@@ -20,6 +22,7 @@ from ..images import (
     check_writable,
     completion_grid,
     grid_scale,
+    grid_shape,
     load_image,
     occlusion_mask,
     save_grid,
@@ -93,9 +96,12 @@ def generate_samples(
     out: str | Path | None = "samples.png",
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
+    zoom: int | None = None,
 ) -> Samples:
     """Sample a batch from ``source``; write a grid to ``out`` and, with ``out_dir``, each
-    image as ``sample_<k>.png``. Unset options come from the recipe's ``sample`` section."""
+    image as ``sample_<k>.png`` (at its own size). The grid enlarges each image ``zoom``
+    times (default: ``grid_scale``, at least 112 pixels). Unset options come from the
+    recipe's ``sample`` section."""
     settings = {
         "n": int(_setting(n, source, "n")),
         "size": size or source.size,
@@ -104,6 +110,9 @@ def generate_samples(
         "method": _setting(method, source, "method"),
         "nrow": _setting(nrow, source, "nrow"),
     }
+    n_images = settings["n"]
+    ncol = settings["nrow"] or math.ceil(math.sqrt(n_images))
+    settings["zoom"] = _zoom(zoom, settings["size"], n_images, ncol)
     if out is not None:  # checked before the sampling work, not after it
         check_writable(Path(out).parent)
     if out_dir is not None:
@@ -120,7 +129,7 @@ def generate_samples(
         progress=progress,
     ).cpu()
     result = Samples(images, model.levels, settings)
-    levels, scale = model.levels, grid_scale(settings["size"])
+    levels, scale = model.levels, settings["zoom"]
     with all_or_none(result.files):
         if out is not None:
             result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
@@ -145,12 +154,14 @@ def complete_images(
     device: str = "auto",
     progress: Progress | None = None,
     note: Callable[[str], None] | None = None,
+    zoom: int | None = None,
 ) -> list[Completion]:
     """Complete every image ``samples`` times with the part ``occlude`` names hidden.
 
     Images are converted to the model's format (``note`` hears what was converted). All
-    completions run as one batch. Writes ``<stem>_grid.png`` (original | occluded view |
-    completions) and ``<stem>_<k>.png`` per completion into ``out_dir``.
+    completions run as one batch. Writes ``<stem>_grid.png`` (a caption row, then original
+    | occluded view | completions, each enlarged ``zoom`` times, by default ``grid_scale``)
+    and ``<stem>_<k>.png`` per completion (at its own size) into ``out_dir``.
     """
     if samples < 1:
         raise ConfigError(f"--samples: must be >= 1, got {samples}")
@@ -159,6 +170,7 @@ def complete_images(
     check_writable(out_dir)  # before the work, not after it
     seed = int(_setting(seed, source, "seed"))
     size = source.size
+    scale = _zoom(zoom, size, samples + 2, samples + 2)
     hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
     model = source.checkpoint.build_model(parse_device(device))
     inputs, all_notes = [], []
@@ -184,13 +196,27 @@ def complete_images(
         for k, stem in enumerate(_unique_stems(images)):
             first = len(written)
             grid = out_dir / f"{stem}_grid.png"
-            written.append(
-                completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=grid_scale(size))
-            )
+            written.append(completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=scale))
             for s, image in enumerate(filled[k], 1):
                 written.append(save_image(image, levels, out_dir / f"{stem}_{s}.png"))
             results.append(Completion(Path(images[k]), all_notes[k], filled[k], written[first:]))
     return results
+
+
+def _zoom(zoom: int | None, size: tuple[int, int], n: int, ncol: int) -> int:
+    """``--zoom`` (default ``grid_scale(size)``), refused before the work where it is not a
+    whole number >= 1 or would make a grid of ``n`` images over Pillow's size limit."""
+    if zoom is None:
+        return grid_scale(size)
+    if isinstance(zoom, bool) or not isinstance(zoom, int) or zoom < 1:
+        raise ConfigError(f"--zoom: must be a whole number >= 1, got {zoom!r}")
+    h, w = grid_shape(n, ncol, size, zoom)
+    if h * w > Image.MAX_IMAGE_PIXELS:
+        raise ConfigError(
+            f"--zoom {zoom}: the grid would be {w:,}x{h:,} pixels, over Pillow's limit of "
+            f"{Image.MAX_IMAGE_PIXELS:,}; choose a smaller --zoom"
+        )
+    return zoom
 
 
 def _unique_stems(paths: Sequence[str | Path]) -> list[str]:

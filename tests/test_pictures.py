@@ -1,0 +1,180 @@
+"""Pictures people can see: sample and completion grids enlarged (``--zoom``), captioned
+completion grids, and a training curve in nats (2 levels) on round ticks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelgen.cli import main
+from pixelgen.images import completion_grid, grid_scale, occlusion_mask, save_image
+from pixelgen.plots import nice_range, tick_label
+from pixelgen.train import metrics
+
+TINY = [
+    *("--set", "model.hidden=4", "--set", "model.layers=1", "--set", "train.batch_size=4"),
+    *("--set", "train.max_steps=2", "--set", "train.eval_max_images=8", "--set", "sample.n=2"),
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny 28x28 binarized-MNIST run, and what ``curve.png`` was drawn from."""
+    run_dir = tmp_path_factory.mktemp("run") / "quick"
+    curves = []
+    real = metrics.plot_curves
+    with pytest.MonkeyPatch.context() as mp:
+
+        def spy(series, path, **kw):
+            curves.append((series, kw))
+            return real(series, path, **kw)
+
+        mp.setattr(metrics, "plot_curves", spy)
+        assert main(["train", "quick_rowlstm", *TINY, "--out", str(run_dir)]) == 0
+    return run_dir, curves
+
+
+def size_of(path):
+    with Image.open(path) as img:
+        return img.size
+
+
+def test_sample_grid_is_enlarged_to_112_pixels_and_single_images_are_not(trained, tmp_path):
+    run_dir, _ = trained
+    grid, ims = tmp_path / "g.png", tmp_path / "ims"
+    args = ["sample", str(run_dir), "-n", "2", "--nrow", "2", "--out", str(grid)]
+    assert main([*args, "--out-dir", str(ims)]) == 0
+    assert grid_scale((28, 28)) == 4
+    assert size_of(grid) == (4 * (2 * 28 + 3 * 2), 4 * (28 + 2 * 2))  # 112 pixels a digit
+    assert [size_of(p) for p in sorted(ims.iterdir())] == [(28, 28)] * 2
+
+
+def test_sample_zoom(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    grid = tmp_path / "g.png"
+    args = ["sample", str(run_dir), "-n", "2", "--nrow", "2", "--out", str(grid), "--zoom", "1"]
+    assert main(args) == 0
+    assert size_of(grid) == (2 * 28 + 3 * 2, 28 + 2 * 2)
+    assert "zoom 1x" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "zoom,code,message",
+    [("0", 2, "--zoom"), ("two", 2, "--zoom"), ("100000", 2, "over Pillow's limit")],
+)
+def test_zoom_errors_are_one_line_before_the_work(trained, tmp_path, capsys, zoom, code, message):
+    run_dir, _ = trained
+    image = save_image(torch.zeros(1, 28, 28, dtype=torch.long), 2, tmp_path / "a.png")
+    for args in (
+        ["sample", str(run_dir), "--out", str(tmp_path / "g.png")],
+        ["complete", "-c", str(run_dir), "--occlude", "center", str(image), "-o", str(tmp_path)],
+    ):
+        assert main([*args, "--zoom", zoom]) == code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "a_grid.png").exists()
+
+
+def test_zoom_is_documented(capsys):
+    for command in ("sample", "complete"):
+        assert main([command, "--help"]) == 0
+        assert "--zoom" in capsys.readouterr().out
+
+
+def _caption_rows(path, grid_height):
+    """The rows above the images, as an array (none when the grid has no caption)."""
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    return pixels[: pixels.shape[0] - grid_height]
+
+
+def test_completion_grid_has_a_caption_row(trained, tmp_path):
+    run_dir, _ = trained
+    image = save_image(torch.ones(1, 28, 28, dtype=torch.long), 2, tmp_path / "a.png")
+    out = tmp_path / "out"
+    args = ["complete", "-c", str(run_dir), "--occlude", "bottom-half", "--samples", "2"]
+    assert main([*args, "--out", str(out), str(image)]) == 0
+    width, height = size_of(out / "a_grid.png")
+    assert width == 4 * (4 * 28 + 5 * 2)  # original, occluded, 2 samples, at 4x
+    caption = _caption_rows(out / "a_grid.png", 4 * (28 + 2 * 2))
+    assert 10 <= len(caption) <= 24  # a thin row of text
+    column = 4 * (28 + 2)  # each image with its padding
+    for c in range(4):  # dark text over every column
+        assert (caption[:, c * column : (c + 1) * column] < 100).any(), c
+    assert size_of(out / "a_1.png") == (28, 28)
+    # With --zoom 1 the columns are too narrow for the words: no caption.
+    assert main([*args, "--out", str(tmp_path / "z"), "--zoom", "1", str(image)]) == 0
+    assert size_of(tmp_path / "z" / "a_grid.png") == (4 * 28 + 5 * 2, 28 + 2 * 2)
+
+
+def test_completion_grid_caption_names_the_columns(tmp_path):
+    original = torch.ones(1, 28, 28, dtype=torch.long)
+    hidden = occlusion_mask("bottom-half", (28, 28))
+    filled = torch.zeros(3, 1, 28, 28, dtype=torch.long)
+    plain = completion_grid(original, hidden, filled, 2, tmp_path / "p.png", scale=4, caption=False)
+    captioned = completion_grid(original, hidden, filled, 2, tmp_path / "c.png", scale=4)
+    (w, h), (cw, ch) = size_of(plain), size_of(captioned)
+    assert cw == w and 10 <= ch - h <= 24
+    with Image.open(plain) as a, Image.open(captioned) as b:
+        below = np.asarray(b.convert("RGB"))[ch - h :]
+        assert np.array_equal(below, np.asarray(a.convert("RGB")))  # the images, unchanged
+
+
+def test_curve_is_in_nats_for_two_level_data(trained):
+    run_dir, curves = trained
+    assert (run_dir / "curve.png").is_file() and curves
+    series, kw = curves[-1]
+    assert kw["ylabel"] == "nats"
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    valid = [(r["step"], r["nll_nats"]) for r in rows if r["split"] == "valid"]
+    assert series["valid"] == valid
+
+
+def test_curve_is_in_bits_per_dim_otherwise(tmp_path, monkeypatch):
+    rows = [
+        {"step": 100, "split": "train", "nll_nats": 9000.0, "bits_per_dim": 6.0},
+        {"step": 200, "split": "train", "nll_nats": 5000.0, "bits_per_dim": 3.3},
+        {"step": 200, "split": "valid", "nll_nats": 5100.0, "bits_per_dim": 3.4},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen = {}
+    monkeypatch.setattr(
+        metrics, "plot_curves", lambda series, path, **kw: seen.update(kw, s=series)
+    )
+    metrics.plot(tmp_path, "cifar", levels=256)
+    assert seen["ylabel"] == "bits/dim" and seen["s"]["valid"] == [(200, 3.4)]
+    # The first steps' large losses (6.0) are above the range shown, which keeps the rest.
+    assert seen["ylim"] == (3.3, 3.4)
+
+
+@pytest.mark.parametrize(
+    "lo,hi,ticks",
+    [
+        (0, 37500, ["0", "10k", "20k", "30k", "40k"]),
+        (85.2, 91.3, ["84", "86", "88", "90", "92"]),
+        (0.151, 0.172, ["0.150", "0.155", "0.160", "0.165", "0.170", "0.175"]),
+        (0, 600000, ["0", "100k", "200k", "300k", "400k", "500k", "600k"]),
+        (0, 1500, ["0", "500", "1k", "1.5k"]),
+    ],
+)
+def test_ticks_are_round(lo, hi, ticks):
+    a, b, step = nice_range(lo, hi, target=6)
+    mantissa = step / 10 ** np.floor(np.log10(step))
+    assert round(mantissa, 9) in (1, 2, 5)
+    assert [tick_label(a + k * step, step) for k in range(round((b - a) / step) + 1)] == ticks
+
+
+def test_curve_png_ticks_are_drawn_from_nice_range(tmp_path, monkeypatch):
+    from pixelgen import plots
+
+    calls = []
+    real = plots.nice_range
+    monkeypatch.setattr(plots, "nice_range", lambda *a, **k: calls.append(a) or real(*a, **k))
+    plots.plot_curves({"valid": [(100, 86.3), (37500, 91.7)]}, tmp_path / "c.png")
+    assert len(calls) == 2  # x and y
+    assert size_of(tmp_path / "c.png") == (720, 420)
