@@ -138,6 +138,38 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: incomplete checkpoint (missing {exc})") from None
 
 
+def peek_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint's plain values (model, recipe, data description, step, the training
+    state's settings such as ``best_valid_nll``), cheaply: the file is mapped rather than
+    read, and only the checksum of the plain values is verified, not the tensors'. The
+    ``weights`` come back empty: use :func:`load_checkpoint` to build a model. Any problem
+    is a one-line ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    payload = _read_payload(path, mmap=True)
+    recorded = payload.get("checksums")
+    try:
+        rest = {k: v for k, v in payload.items() if k != "checksums"}
+        if isinstance(recorded, dict) and PLAIN in recorded:
+            if hashlib.sha256(_plain_dump(rest).encode()).hexdigest() != recorded[PLAIN]:
+                raise CheckpointError(
+                    f"{path}: corrupted: {PLAIN} does not match its recorded checksum"
+                )
+        return Checkpoint(
+            model_name=payload["model"]["name"],
+            hparams=dict(payload["model"]["hparams"]),
+            weights={},
+            recipe=payload.get("recipe", {}),
+            data=payload.get("data", {}),
+            step=int(payload.get("step", 0)),
+            state=payload.get("state", {}),
+            path=path,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incomplete checkpoint (missing {exc})") from None
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model from a checkpoint (``.pt``) or a run directory. ``pixelgen.load_model``
     also takes exports and shipped models (``pixelgen.sources``)."""
@@ -226,11 +258,12 @@ _EXPECTED = (
 )
 
 
-def _read_payload(path: Path) -> dict:
-    """The file's contents, read with ``weights_only`` (tensors and plain values only)."""
+def _read_payload(path: Path, *, mmap: bool = False) -> dict:
+    """The file's contents, read with ``weights_only`` (tensors and plain values only);
+    with ``mmap`` the tensors are mapped from the file, not read."""
     _check_kind(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         if "Unsupported operand" in str(exc):  # no pickle it knows: a text file, an ONNX file
             raise CheckpointError(f"{path}: not a checkpoint ({_EXPECTED})") from None

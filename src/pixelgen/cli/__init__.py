@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (each registers its commands)
     download,
     eval,
     export,
+    runs,
     sample,
     train,
 )
