@@ -350,7 +350,7 @@ def test_a_run_length_on_the_command_line_replaces_the_recipes():
         ("model.skp=false",
          "model.skp: unknown key for model 'row_lstm' (did you mean 'model.skip'?)"),
         ("trian.lr=1", "trian.lr: unknown key (did you mean 'train.lr'?)"),
-        ("train.lr.x=1", "train.lr.x: unknown key"),
+        ("train.lr.x=1", "train.lr.x: train.lr is a value, not a section"),
         ("train=1", "train: is a section"),
         ("train.lr", "expected KEY=VALUE"),
         ("train.lr=abc", "train.lr: expected a number, got 'abc'"),

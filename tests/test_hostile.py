@@ -41,8 +41,6 @@ Cases per class (278 in all; what each gets):
   file, in /proc or /sys, onto a directory or the checkpoint itself, an output name taken
   by a folder, a damaged ``RUN/eval.json``, ``train --out`` into a run or a file: exit 1
   naming the path (a run already there: exit 2), and nothing written.
-
-2 recipe cases are strict xfails: one-line but wrong messages of ``pixelgen.config``.
 """
 
 from __future__ import annotations
@@ -366,18 +364,6 @@ case("recipe", "png-as-recipe", f"train {{bad}} {NEW}", 2, "UTF-8", bad=lambda e
 case("recipe", "missing-file", f"train {{tmp}}/nope.yaml {NEW}", 2, "nope.yaml")
 case("recipe", "directory", f"train {{bad}} {NEW}", 2, "directory", bad=lambda e: e.dir("r.yaml"))
 
-#: Messages of ``pixelgen.config`` (not this file's to fix) that are one line but wrong.
-SET_BUGS = {
-    "set-empty-key": dict(
-        xfail="config: '--set =3' says \"'=3': : unknown key\" (an empty key is let through "
-        "instead of 'expected KEY=VALUE')"
-    ),
-    "set-deep": dict(
-        absent="did you mean 'train.lr.x'",
-        xfail="config: a key below a value ('train.lr.x') is answered with a did-you-mean "
-        "of itself",
-    ),
-}
 SETS = {  # name: (--set item, what the message names)
     "set-no-equals": ("train.lr", "KEY=VALUE"),
     "set-empty-key": ("=3", "KEY=VALUE"),
@@ -392,7 +378,7 @@ SETS = {  # name: (--set item, what the message names)
 }
 for name, (item, match) in SETS.items():
     line = f"train quick_rowlstm --set {item} {NEW}"
-    case("recipe", name, line, 2, match, **SET_BUGS.get(name, {}))
+    case("recipe", name, line, 2, match, absent="did you mean 'train.lr.x'")
 
 # Valid recipes whose data cannot be had: refused before any run directory is left behind.
 CIFAR = "train quick_rowlstm --set data.name=cifar10"
@@ -716,4 +702,4 @@ def test_docstring_counts_the_cases():
     stated = {k: int(n) for k, n in re.findall(r"^- (\w+) \((\d+)\)", __doc__, re.M)}
     assert stated == dict(Counter(c.kind for c in CASES))
     assert f"({len(CASES)} in all" in __doc__
-    assert sum(c.xfail is not None for c in CASES) == 2
+    assert not any(c.xfail for c in CASES)  # no known bug left

@@ -273,6 +273,8 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
         raise ConfigError(f"{where}: expected KEY=VALUE, e.g. train.lr=3e-4")
     key, text = item.split("=", 1)
     key = key.strip()
+    if not key:
+        raise ConfigError(f"{where}: {item!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
     try:
         value = yaml.load(text, Loader=_Loader) if text.strip() else None
     except yaml.YAMLError as err:
@@ -289,6 +291,12 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
         if key != "description":
             raise ConfigError(f"{where}: {key}: unknown key{_did_you_mean(key, None, _TOP_KEYS)}")
         return "", key, value
+    if len(parts) > 2 and parts[0] in _TOP_KEYS:
+        # a key below a value: name the value, which holds no keys of its own
+        raise ConfigError(
+            f"{where}: {key}: {'.'.join(parts[:2])} is a value, not a section; "
+            f"use {'.'.join(parts[:2])}=VALUE"
+        )
     if len(parts) != 2 or parts[0] not in _TOP_KEYS or parts[0] == "description":
         rest = parts[1:]
         hint = did_you_mean(
