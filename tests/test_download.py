@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import pickle
+import shutil
 import struct
 import tarfile
 import threading
@@ -298,7 +299,7 @@ def test_missing_standard_files_say_how_to_get_them(tmp_path, monkeypatch):
         load_split("binarized_mnist", "test", root=str(tmp_path / "nowhere"), binarize="standard")
 
 
-def test_train_downloads_on_first_use(tmp_path, monkeypatch, capsys, standard_files):
+def test_train_and_eval_download_on_first_use(tmp_path, monkeypatch, capsys, standard_files):
     server = Server(standard_files)
     try:
         remotes = tuple(dl.Remote(n, ("md5", hashlib.md5(d).hexdigest())) for n, d in
@@ -313,12 +314,25 @@ def test_train_downloads_on_first_use(tmp_path, monkeypatch, capsys, standard_fi
         code, err = run([*args, *(a for s in sets for a in ("--set", s))], capsys)
         assert code == 1 and "pixelgen download binarized_mnist" in err  # not without --download
         code, err = run([*args, "--download", *(a for s in sets for a in ("--set", s))], capsys)
+        assert code == 0, err
+        flat = " ".join(err.split())
+        assert "downloaded, md5 checksum verified" in flat and "standard fixed binarization" in flat
+        assert (root / "binarized_mnist" / "binarized_mnist_train.amat").is_file()
+        # The run's recipe says data.download: true, so its eval fetches what is gone.
+        shutil.rmtree(root)
+        assert run(["eval", str(tmp_path / "run"), "--no-progress"], capsys)[0] == 0
+        # A run trained without it: eval fetches only with --download.
+        args2 = ["train", "quick_rowlstm", "--no-progress", "--out", str(tmp_path / "run2")]
+        assert run([*args2, *(a for s in sets for a in ("--set", s))], capsys)[0] == 0
+        shutil.rmtree(root)
+        evaluate = ["eval", str(tmp_path / "run2"), "--no-progress"]
+        code, err = run(evaluate, capsys)
+        assert code == 1 and "pixelgen download binarized_mnist" in err, err
+        code, err = run([*evaluate, "--download"], capsys)
+        assert code == 0, err
+        assert (root / "binarized_mnist" / "binarized_mnist_test.amat").is_file()
     finally:
         server.stop()
-    assert code == 0, err
-    flat = " ".join(err.split())
-    assert "downloaded, md5 checksum verified" in flat and "standard fixed binarization" in flat
-    assert (tmp_path / "data" / "binarized_mnist" / "binarized_mnist_train.amat").is_file()
 
 
 def test_a_run_from_before_data_download_still_resumes():

@@ -31,6 +31,7 @@ def evaluate_checkpoint(
     max_images: int | None = None,
     batch_size: int | None = None,
     data_root: str | None = None,
+    download: bool = False,
     device: str = "auto",
     show_progress: bool = True,
     report_dir: str | Path | None = None,
@@ -71,7 +72,10 @@ def evaluate_checkpoint(
     dev = parse_device(device)
     model = ckpt.build_model(dev)
     d = recipe_from_dict(ckpt.recipe, source=str(ckpt.path)).data
-    data = load_split(d.name, split, root=data_root or d.root, **d.options())
+    opts = d.options()
+    if download:
+        opts["download"] = True
+    data = load_split(d.name, split, root=data_root or d.root, **opts)
     n = len(data) if max_images is None else min(max_images, len(data))
     with make_progress(disable=not show_progress) as bar:
         task = bar.add_task(f"eval {split}", total=n)

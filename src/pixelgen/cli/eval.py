@@ -50,6 +50,9 @@ def eval_command(
     data_root: str | None = typer.Option(
         None, "--data-root", help="Where the data set lives, if not where training found it."
     ),
+    download: bool = typer.Option(
+        False, "--download", help="Fetch the data set from where it is published if not found."
+    ),
     device: str = options.DEVICE,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -61,6 +64,7 @@ def eval_command(
         max_images=max_images,
         batch_size=batch_size,
         data_root=data_root,
+        download=download,
         device=device,
         show_progress=progress,
         report_dir=report_dir,
