@@ -31,6 +31,8 @@ def atomic_write(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide the file from the group
+            os.fchmod(fd, _mode(path))
         with os.fdopen(fd, "wb") as f:
             data(f) if callable(data) else f.write(data)
             f.flush()
@@ -100,6 +102,17 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError  # unreachable
+
+
+def _mode(path: Path) -> int:
+    """The mode of the file being replaced, else what ``open()`` would give (0666 less
+    the umask)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _discard(tmp: str | None) -> int:
