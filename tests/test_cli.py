@@ -136,3 +136,14 @@ def test_debug_variable_shows_traceback(tmp_path, monkeypatch):
         env=env,
     )
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_version_and_completion_options(capsys):
+    import pixelgen
+
+    code = main(["--version"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and out.strip() == f"pixelgen {pixelgen.__version__}"
+    assert main(["--help"]) == 0
+    out, _ = capsys.readouterr()
+    assert "--install-completion" in out and "--version" in out

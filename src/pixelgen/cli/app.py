@@ -22,13 +22,35 @@ app = typer.Typer(
     help="Train, evaluate, sample from, complete and export PixelCNN / Row LSTM / "
     "Diagonal BiLSTM image models (Pixel Recurrent Neural Networks).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
 
 #: Messages for people go to stderr; stdout stays clean for data (e.g. --json -).
 console = Console(stderr=True, highlight=False)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"pixelgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Train, evaluate, sample from, complete and export PixelCNN / Row LSTM / Diagonal
+    BiLSTM image models (Pixel Recurrent Neural Networks)."""
 
 
 def debug() -> bool:
