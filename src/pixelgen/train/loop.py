@@ -14,7 +14,7 @@ import torch
 from .. import checkpoint as ck
 from ..config import recipe_to_dict
 from ..evaluate import evaluate
-from ..images import save_grid
+from ..images import grid_scale, save_grid
 from . import metrics
 from .setup import Session
 from .step import next_batch, train_step
@@ -120,7 +120,7 @@ def sample_grid(s: Session) -> None:
     model.train(was_training)
     out = s.run_dir / "samples" / f"step_{s.step:06d}.png"
     out.parent.mkdir(exist_ok=True)
-    save_grid(x.cpu(), data.levels, out, nrow=cfg.nrow, scale=2 if data.height <= 32 else 1)
+    save_grid(x.cpu(), data.levels, out, nrow=cfg.nrow, scale=grid_scale((data.height, data.width)))
 
 
 def _checkpoint(s: Session) -> ck.Checkpoint:
