@@ -340,6 +340,24 @@ def test_a_run_length_on_the_command_line_replaces_the_recipes():
     assert (by_steps.train.max_steps, by_steps.train.epochs) == (None, 2)
     message = config_error(MINIMAL, overrides=["train.epochs=3", "train.max_steps=5"])
     assert "cannot be set together with train.max_steps" in message
+    # ... and says so; the notes take no part in equality
+    assert by_epochs.notes == ("--set train.max_steps=100 replaces the recipe's train.epochs: 20",)
+    assert by_steps.notes[0].startswith(
+        "--set train.epochs=2 replaces the recipe's train.max_steps"
+    )
+    assert load_recipe("quick_rowlstm", ["train.max_steps=7"]).notes == ()
+
+
+def test_train_prints_the_note(tmp_path, capsys):
+    from pixelgen.cli import main
+
+    sets = ["model.hidden=4", "model.layers=1", "train.batch_size=4", "train.epochs=1",
+            "data.valid_size=59990", "train.eval_max_images=4", "sample.n=1"]  # fmt: skip
+    argv = ["train", "quick_rowlstm", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    assert "note: --set train.epochs=1 replaces the recipe's train.max_steps: 1500" in " ".join(
+        capsys.readouterr().err.split()
+    )
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,8 @@ class Recipe:
     sample: SampleConfig = field(default_factory=SampleConfig)
     description: _Description = ""
     source: SkipJsonSchema[str] = field(default="<dict>", compare=False)
+    # what the command line changed beyond the keys it named, for the user to read
+    notes: SkipJsonSchema[tuple[str, ...]] = field(default=(), compare=False)
 
     @model_validator(mode="after")
     def _run_length(self) -> Recipe:
@@ -445,7 +447,23 @@ def recipe_from_dict(
     top["model"] = _build_model(ctx, _as_mapping(ctx, merged, "model"))
     for s in _SECTIONS:
         top[s] = _section_of(ctx, s, _as_mapping(ctx, merged, s))
-    return validated(ctx, Recipe, {**top, "source": source})
+    notes = _length_notes(d, merged) if isinstance(merged, Mapping) else ()
+    return validated(ctx, Recipe, {**top, "source": source, "notes": notes})
+
+
+def _length_notes(d: Mapping[str, Any], merged: Mapping[str, Any]) -> tuple[str, ...]:
+    """Say so when a --set run length cleared the recipe's other one."""
+    before, after = d.get("train"), merged.get("train")
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return ()
+    notes = []
+    for key, other in (("max_steps", "epochs"), ("epochs", "max_steps")):
+        if before.get(other) is not None and after.get(other) is None and after.get(key):
+            notes.append(
+                f"--set train.{key}={after[key]} replaces the recipe's train.{other}: "
+                f"{before[other]}"
+            )
+    return tuple(notes)
 
 
 def recipe_schema() -> dict[str, Any]:

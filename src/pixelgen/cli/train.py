@@ -37,6 +37,8 @@ def train_command(
 ) -> None:
     """Train a model; writes checkpoints, metrics.jsonl, curve.png and sample grids."""
     r = load_recipe(recipe, [*set_, *(["data.download=true"] if download else [])])
+    for note in r.notes:
+        console.print(f"note: {note}")
     result = train(r, run_dir=out, resume=resume, show_progress=progress, log=console.print)
     if result.interrupted:
         raise typer.Exit(130)
