@@ -128,7 +128,8 @@ def test_the_command_line_gives_one_line_and_a_non_zero_exit(
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code != 0 and len(lines) == 1 and "Traceback" not in err, err
-    assert "No space left on device" in lines[0] and "no checkpoint yet" in err
+    assert "No space left on device" in lines[0] and "run it again" in lines[0]
+    assert "no checkpoint was written yet" in lines[0]
 
 
 @pytest.fixture

@@ -47,3 +47,5 @@ class TrainingError(PixelgenError):
 
 class StorageError(PixelgenError):
     """A file cannot be written (a full disk, a read-only folder); nothing was lost."""
+
+    full = False  # the disk (or the quota) was full

@@ -73,16 +73,26 @@ def save_png(image, path: str | Path) -> Path:
 
 
 def storage_error(
-    path: Path, exc: OSError, *, needed: int | None = None, written: int = 0
+    path: Path,
+    exc: OSError,
+    *,
+    needed: int | None = None,
+    written: int = 0,
+    kept: str | None = None,
 ) -> StorageError:
-    """``path: cannot write (reason): needs N, M free; the previous file is unchanged``."""
+    """``path: cannot write (reason): needs N, M free; the previous file is unchanged``
+    (or ``kept``). Its ``full`` says whether the disk or the quota was full."""
     reason = exc.strerror or type(exc).__name__
     msg = f"{path}: cannot write ({reason})"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full:
         want = f"{_size(needed)}" if needed is not None else f"more than {_size(written)}"
         msg += f": it needs {want} and {_size(free_bytes(path.parent))} is free"
-    was = "the previous file is unchanged" if path.exists() else "nothing was written"
-    return StorageError(f"{msg}; {was}")
+    if kept is None:
+        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+    err = StorageError(f"{msg}; {kept}")
+    err.full = full
+    return err
 
 
 def free_bytes(folder: Path) -> int:

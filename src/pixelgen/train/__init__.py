@@ -34,7 +34,6 @@ import torch
 from ..config import Recipe
 from ..distributed import PeerLostError, shutdown
 from ..errors import StorageError, TrainingError
-from ..io import storage_error
 from ..progress import make_progress
 from . import metrics
 from .board import Board
@@ -76,7 +75,7 @@ def train(
     try:
         interrupted = _run(s, show_progress, log)
         _finish(s, interrupted, log)
-    except (StorageError, OSError) as exc:
+    except StorageError as exc:
         raise _cannot_write(s, exc) from None
     finally:
         if s.lock is not None:
@@ -183,14 +182,15 @@ def _peer_lost(s: Session, exc: PeerLostError) -> TrainingError:
     )
 
 
-def _cannot_write(s: Session, exc: OSError | StorageError) -> TrainingError:
+def _cannot_write(s: Session, exc: StorageError) -> TrainingError:
     # A full disk or a folder gone read-only: the failed write left nothing behind, and
     # last.pt is the last one that was written whole (no new save is tried: it would fail).
-    if isinstance(exc, OSError):
-        exc = storage_error(Path(exc.filename or s.run_dir), exc)
-    kept = f"{s.last_path} holds step {s.saved}" if s.saved is not None else "no checkpoint yet"
+    fix = "free some space" if exc.full else "make it writable"
+    if s.saved is None:
+        return TrainingError(f"{exc}; no checkpoint was written yet: {fix}, then run it again")
     return TrainingError(
-        f"{exc}; {kept}: free some space, then continue with --resume --out {s.run_dir}"
+        f"{exc}; {s.last_path} holds step {s.saved}: {fix}, then continue with "
+        f"--resume --out {s.run_dir}"
     )
 
 

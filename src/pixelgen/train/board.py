@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
+from ..io import storage_error
 
 INSTALL = "pip install 'pixelgen[tensorboard]' (or pip install tensorboard)"
 
@@ -31,9 +32,12 @@ class Board:
         from torch.utils.tensorboard import SummaryWriter
 
         # steps after the checkpoint (> step) will be redone: their old events go
-        self.writer = SummaryWriter(
-            log_dir=str(run_dir / "tb"), purge_step=step + 1 if step else None
-        )
+        try:
+            self.writer = SummaryWriter(
+                log_dir=str(run_dir / "tb"), purge_step=step + 1 if step else None
+            )
+        except OSError as exc:
+            raise storage_error(run_dir / "tb", exc, kept="nothing was written") from None
 
     def record(self, record: dict) -> None:
         """One ``metrics.jsonl`` record (``split`` train or valid)."""

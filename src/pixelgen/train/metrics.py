@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..io import atomic_write
+from ..io import atomic_write, storage_error
 from ..plots import plot_curves
 
 FILE = "metrics.jsonl"
 
 
 def append(run_dir: Path, record: dict) -> None:
-    with open(Path(run_dir) / FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    path = Path(run_dir) / FILE
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:  # a torn last line is left out by every reader
+        raise storage_error(path, exc, kept="its earlier lines are kept") from None
 
 
 def trim(run_dir: Path, step: int) -> None:

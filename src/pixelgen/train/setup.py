@@ -21,6 +21,7 @@ from ..data import load_split
 from ..distributed import Dist, init_distributed
 from ..errors import CheckpointError, ConfigError, PixelgenError
 from ..evaluate import check_compatible
+from ..io import atomic_write
 from ..registry import create_model
 from . import metrics
 from .lock import RunLock
@@ -84,6 +85,9 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
     held: list[RunLock] = []  # rank 0 locks the run directory before it reads anything there
     try:
         where, resume_from, note = _on_main(dist, lambda: _locate(recipe, run_dir, resume, held))
+        if dist.active and recipe.data.download:
+            # rank 0 fetches what is missing, alone: ranks writing one file at once corrupt it
+            _on_main(dist, lambda: _fetch_missing(recipe))
         s = _build(recipe, where, resume_from, dist, device, autocast, owns_group)
         s.lock = held[0] if held else None
         if note and dist.is_main:
@@ -97,11 +101,20 @@ def setup(recipe: Recipe, *, run_dir: str | Path | None, resume: bool, log) -> S
     return s
 
 
+def _fetch_missing(recipe: Recipe) -> None:
+    d = recipe.data
+    for split in ("train", "valid"):
+        load_split(d.name, split, root=d.root, **d.options())
+
+
 def _build(recipe, where, resume_from, dist, device, autocast, owns_group) -> Session:
     t = recipe.train
     d = recipe.data
-    train_set = load_split(d.name, "train", root=d.root, **d.options())
-    valid_set = load_split(d.name, "valid", root=d.root, **d.options())
+    opts = d.options()
+    if dist.active:
+        opts.pop("download", None)  # fetched by rank 0 above
+    train_set = load_split(d.name, "train", root=d.root, **opts)
+    valid_set = load_split(d.name, "valid", root=d.root, **opts)
     torch.manual_seed(t.seed)
     model = create_model(
         recipe.model.name,
@@ -194,11 +207,21 @@ def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list
         return where, fallback, note
 
 
+# The temporary files train writes (io.atomic_write names them ".NAME.XXXX.tmp").
+_OWN_TEMPORARIES = {
+    "": (".recipe.yaml.", ".metrics.jsonl.", ".curve.png."),
+    "checkpoints": (".last.pt.", ".last.prev.pt.", ".best.pt."),
+    "samples": (".step_",),
+}
+
+
 def _remove_stale_temporaries(where: Path) -> None:
-    # Left by a process killed mid-write; the lock says no writer is alive to finish them.
-    for folder in (where, where / "checkpoints", where / "samples"):
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    # Left by a train killed mid-write; the lock says no other train is alive to finish
+    # them. Those of an `eval` running beside it (eval.json) are not train's to remove.
+    for sub, prefixes in _OWN_TEMPORARIES.items():
+        for tmp in (where / sub).glob(".*.tmp"):
+            if tmp.name.startswith(prefixes):
+                tmp.unlink(missing_ok=True)
 
 
 def _identity(section: dict | None) -> dict:
@@ -246,7 +269,7 @@ def _wrap(s: Session) -> torch.nn.Module:
 
 def _announce(s: Session, log) -> None:
     (s.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (s.run_dir / "recipe.yaml").write_text(dump_recipe(s.recipe))
+    atomic_write(s.run_dir / "recipe.yaml", dump_recipe(s.recipe).encode())
     metrics.trim(s.run_dir, s.step)
     log(f"run directory: {s.run_dir}")
     params = sum(p.numel() for p in s.model.parameters())
