@@ -136,6 +136,18 @@ def test_model_logits_and_gradients_equal_reference(name, channels, levels, size
     _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
 
 
+@pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])
+@pytest.mark.parametrize("kw", [{}, {"kernel": 5, "residual": False, "skip": False}])
+def test_gated_pixelcnn_logits_and_gradients_equal_reference(channels, levels, kw):
+    model = tiny_model(
+        "gated_pixelcnn", channels=channels, levels=levels, hidden=3 * channels, layers=2, **kw
+    )
+    plain = ref.reference_model(model)
+    assert not any(type(m) in ref.TWINS for m in plain.modules())
+    x = torch.randint(0, levels, (2, channels, 7, 5))
+    _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
+
+
 def test_ablated_models_equal_reference():
     for name, kw in [
         ("row_lstm", {"residual": False, "skip": False}),

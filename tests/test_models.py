@@ -21,7 +21,7 @@ MODELS = pixelgen.list_models()
 
 
 def test_registry_names():
-    assert MODELS == ["diagonal_bilstm", "pixelcnn", "row_lstm"]
+    assert MODELS == ["diagonal_bilstm", "gated_pixelcnn", "pixelcnn", "row_lstm"]
 
 
 def test_unknown_model_lists_valid_names():
@@ -157,6 +157,49 @@ def test_pixelcnn_blind_spot_and_bounded_field(layers):
             d, e = i - r, col - j
             seen = d <= layers + 3 and e <= min(d + 2, layers + 3)
             assert bool(field[r, col]) == seen, (r, col)
+
+
+@pytest.mark.parametrize(
+    "channels,layers,kernel", [(1, 1, 3), (1, 3, 3), (1, 2, 5), (3, 1, 3), (3, 2, 5)]
+)
+def test_gated_pixelcnn_context_is_complete(channels, layers, kernel):
+    """With L layers, kernel n (p = n // 2) and input kernel 3 (r = 1), value (i, j, c)
+    sees exactly: every value of the rows i - d, 1 <= d <= L p + r + 1, at columns
+    |j' - j| <= L p + r (the vertical stack: its input reaches r rows up and r columns
+    each side, each layer p more, the shift one row); the current row's columns
+    j - L p - r .. j - 1 (the horizontal stack: r from the input layer, p per layer);
+    and the earlier colours of (i, j). No blind spot: nothing earlier inside that
+    window is missing, for every pixel of the image (clipped at its borders)."""
+    torch.manual_seed(13)
+    h, w = 9, 13
+    model = tiny_model(
+        "gated_pixelcnn",
+        channels=channels,
+        levels=4,
+        hidden=4 * channels,
+        layers=layers,
+        kernel=kernel,
+        input_kernel=3,
+        random_biases=False,
+    )
+    # A gate or ReLU that is off for one image hides a path; the union over images does not.
+    dep = sum(
+        dependency_matrix(model, torch.randint(0, 4, (1, channels, h, w))).int() for _ in range(3)
+    ).bool()
+    reach = layers * (kernel // 2) + 1  # L p + r
+    expected = torch.zeros_like(dep)
+    for i, j, c in itertools.product(range(h), range(w), range(channels)):
+        q = (i * w + j) * channels + c
+        for r, col, c2 in itertools.product(range(h), range(w), range(channels)):
+            d, e = i - r, col - j
+            above = 1 <= d <= reach + 1 and abs(e) <= reach
+            left = d == 0 and -reach <= e <= -1
+            own = d == 0 and e == 0 and c2 < c
+            expected[(r * w + col) * channels + c2, q] = above or left or own
+    missing = (expected & ~dep).nonzero().tolist()
+    extra = (dep & ~expected).nonzero().tolist()
+    assert not missing, f"context missing: {missing[:5]}"
+    assert not extra, f"unexpected dependence: {extra[:5]}"
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -24,6 +24,7 @@ VARIANTS = {
     "pixelcnn": {"kernel": 5, "input_kernel": 5, "residual": False},
     "row_lstm": {"input_state_kernel": 5, "state_kernel": 5, "skip": False},
     "diagonal_bilstm": {"residual": False, "input_kernel": 3},
+    "gated_pixelcnn": {"kernel": 5, "input_kernel": 5, "skip": False},
 }
 
 

@@ -1,16 +1,20 @@
-"""The paper's three models, one file each; importing this package registers them."""
+"""The paper's three models and the Gated PixelCNN, one file each; importing this package
+registers them."""
 
 from .base import PixelModel
 from .diagonal_bilstm import DiagonalBiLSTMModel, diagonal_bilstm
+from .gated_pixelcnn import GatedPixelCNN, gated_pixelcnn
 from .pixelcnn import PixelCNN, pixelcnn
 from .row_lstm import RowLSTMModel, row_lstm
 
 __all__ = [
     "DiagonalBiLSTMModel",
+    "GatedPixelCNN",
     "PixelCNN",
     "PixelModel",
     "RowLSTMModel",
     "diagonal_bilstm",
+    "gated_pixelcnn",
     "pixelcnn",
     "row_lstm",
 ]

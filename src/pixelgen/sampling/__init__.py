@@ -7,8 +7,9 @@ same images for the same seed:
 
 * ``"naive"``: one full forward pass per value (``naive.py``), the reference;
 * ``"fast"``: each position of each layer computed once from cached neighbours, one
-  stepper per model (``pixelcnn.py``, ``row_lstm.py``, ``diagonal_bilstm.py``). A model
-  class without a registered stepper falls back to naive with a warning.
+  stepper per model (``pixelcnn.py``, ``row_lstm.py``, ``diagonal_bilstm.py``,
+  ``gated_pixelcnn.py``). A model class without a registered stepper falls back to
+  naive with a warning.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from . import diagonal_bilstm, pixelcnn, row_lstm  # noqa: F401  (register the steppers)
+from . import diagonal_bilstm, gated_pixelcnn, pixelcnn, row_lstm  # noqa: F401  (register the steppers)
 from .draw import draw_uniforms, inverse_cdf
 from .driver import METHODS, LogitsHook, Progress, generate
 from .stepper import Stepper, register_stepper
