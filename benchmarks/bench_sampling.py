@@ -26,7 +26,12 @@ from pixelgen.config import load_recipe
 from pixelgen.sampling import sample
 
 BATCH = 16
-MODELS = {"pixelcnn": "pixelcnn", "row_lstm": "rowlstm", "diagonal_bilstm": "diagonal_bilstm"}
+MODELS = {
+    "pixelcnn": "pixelcnn",
+    "row_lstm": "rowlstm",
+    "diagonal_bilstm": "diagonal_bilstm",
+    "gated_pixelcnn": "gated_pixelcnn",
+}
 FORMATS = {"mnist": (1, 2, (28, 28)), "cifar10": (3, 256, (32, 32))}
 
 

@@ -170,7 +170,11 @@ def measure(spec: dict) -> dict:
         "eval_peak_bytes": eval_peak,
         "image": f"{side}x{side}x{channels}/{levels}",
         "pixels": side * side,
-        "layers": len(getattr(model, "rnns", None) or getattr(model, "blocks", [])),
+        "layers": len(
+            getattr(model, "rnns", None)
+            or getattr(model, "blocks", None)
+            or getattr(model, "layers", [])  # Gated PixelCNN
+        ),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
 

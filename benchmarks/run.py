@@ -55,7 +55,12 @@ from bench_train import (  # noqa: E402
     mnist_eval_in_subprocess,
 )
 
-MODELS = {"pixelcnn": "pixelcnn", "row_lstm": "rowlstm", "diagonal_bilstm": "diagonal_bilstm"}
+MODELS = {
+    "pixelcnn": "pixelcnn",
+    "row_lstm": "rowlstm",
+    "diagonal_bilstm": "diagonal_bilstm",
+    "gated_pixelcnn": "gated_pixelcnn",
+}
 SIZES = ("quick", "mnist", "cifar10")
 OPTIONAL = (("bench_sampling", "sampling"), ("bench_distributed", "distributed"))
 GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
@@ -163,7 +168,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
     layers = []
     for size in ("mnist", "cifar10"):
         for model, short in MODELS.items():
-            if quick or model == "pixelcnn":
+            if quick or model in ("pixelcnn", "gated_pixelcnn"):  # no recurrent layer
                 continue
             spec = {
                 "recipe": f"{size}_{short}",
