@@ -342,3 +342,18 @@ def test_a_run_from_before_data_download_still_resumes():
     new = {**old, "download": True, "binarize": None}
     assert _identity(old) == _identity(new)
     assert _identity(old) != _identity({**old, "binarize": "dynamic"})
+
+
+def test_a_host_without_the_file_is_not_called_offline(tmp_path, served, capsys, monkeypatch):
+    src = dl.SOURCES["mnist"]
+    gone = (dl.Remote("gone.gz", ("md5", "0" * 32)),)
+    monkeypatch.setitem(dl.SOURCES, "mnist", dl.Source(src.hosts, src.folder, gone))
+    code, err = run(["download", "mnist", "--root", str(tmp_path), "--no-progress"], capsys)
+    line = next(ln for ln in err.splitlines() if ln.startswith("error:"))
+    assert code == 1 and "HTTP 404" in line and "no network" not in line
+
+
+@pytest.mark.parametrize("mirror", ["example.com/mnist", "ftp://host/"])
+def test_a_mirror_that_is_not_a_url(tmp_path, capsys, mirror):
+    code, err = run(["download", "mnist", "--mirror", mirror, "--root", str(tmp_path)], capsys)
+    assert code == 1 and "expected a URL" in err and "internal error" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..data.download import download
 from .app import app, console
@@ -34,4 +35,4 @@ def download_command(
     """Download a data set into the search path, verifying each file's published checksum;
     an interrupted download continues where it stopped."""
     folder = download(name, root=root, mirror=mirror, progress=progress, log=console.print)
-    console.print(f"{name}: ready in {folder}")
+    console.print(escape(f"{name}: ready in {folder}"))

@@ -17,12 +17,14 @@ import hashlib
 import http.client
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -33,6 +35,7 @@ from rich.progress import (
 )
 
 from ..errors import DataError
+from ..io import storage_error
 from . import locate
 
 CHUNK = 1 << 16
@@ -160,17 +163,19 @@ def download(
     except OSError as exc:
         raise DataError(f"cannot create {folder}: {exc.strerror}; choose --root") from None
     mirror = mirror or os.environ.get("PIXELGEN_MIRROR") or None
+    if mirror and urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise DataError(f"--mirror {mirror}: expected a URL such as https://host/path/")
     hosts = (mirror.rstrip("/") + "/",) if mirror else src.hosts
     if src.note:
-        log(f"{name}: {src.note}")
+        log(escape(f"{name}: {src.note}"))
     with _bar(progress) as bar:
         for remote in src.files:
             dest = folder / remote.name
             if dest.is_file() and _verified(dest, remote, quiet=True):
-                log(f"{dest}: already there, checksum verified")
+                log(escape(f"{dest}: already there, checksum verified"))
                 continue
             _fetch_from(hosts, remote, dest, bar)
-            log(f"{dest}: downloaded, {_how_checked(remote)}")
+            log(escape(f"{dest}: downloaded, {_how_checked(remote)}"))
     return folder
 
 
@@ -201,8 +206,10 @@ def _fetch_from(hosts: tuple[str, ...], remote: Remote, dest: Path, bar: Progres
         _verified(dest.with_name(dest.name + ".part"), remote)
         dest.with_name(dest.name + ".part").replace(dest)
         return
+    refused = all(" (HTTP " in u for u in unreachable)  # it answered, but not with the file
     raise DataError(
-        f"cannot reach {'; '.join(unreachable)}: no network? Fetch {hosts[0]}{remote.name} "
+        f"{'no' if refused else 'cannot reach'} {'; '.join(unreachable)}"
+        f"{'' if refused else ': no network?'} Fetch {hosts[0]}{remote.name} "
         f"by hand and put it in {dest.parent}, or name a mirror with --mirror URL "
         "($PIXELGEN_MIRROR)"
     )
@@ -216,24 +223,34 @@ def _fetch(url: str, dest: Path, bar: Progress) -> None:
     """Download ``url`` into ``dest.part``, continuing a partial file."""
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
+        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the partial file is already whole
             return
         raise _Unreachable(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise _Unreachable(getattr(exc, "reason", None) or exc) from None
     with resp:
         if resp.status != 206:
             have = 0  # the server sent the whole file: start over
-        total = have + int(resp.headers.get("Content-Length") or 0) or None
+        elif not (resp.headers.get("Content-Range") or "").startswith(f"bytes {have}-"):
+            raise _Unreachable(f"answered a request for bytes {have}- with another range")
+        length = resp.headers.get("Content-Length")
+        total = have + int(length) if length else None
         task = bar.add_task(dest.name, total=total, completed=have)
         try:
-            with open(part, "ab" if have else "wb") as f:
+            f = open(part, "ab" if have else "wb")
+        except OSError as exc:
+            raise storage_error(part, exc) from None
+        try:
+            with f:
                 while block := resp.read(CHUNK):
-                    f.write(block)
+                    try:
+                        f.write(block)
+                    except OSError as exc:  # here, not on the network
+                        raise storage_error(part, exc, kept="run it again to continue") from None
                     bar.advance(task, len(block))
         except (http.client.IncompleteRead, OSError) as exc:
             got = part.stat().st_size if part.is_file() else 0
