@@ -369,6 +369,7 @@ def test_train_prints_the_note(tmp_path, capsys):
          "model.skp: unknown key for model 'row_lstm' (did you mean 'model.skip'?)"),
         ("trian.lr=1", "trian.lr: unknown key (did you mean 'train.lr'?)"),
         ("train.lr.x=1", "train.lr.x: train.lr is a value, not a section"),
+        ("train.lerning.rate=1", "train.lerning.rate: unknown key (did you mean"),
         ("train=1", "train: is a section"),
         ("train.lr", "expected KEY=VALUE"),
         ("train.lr=abc", "train.lr: expected a number, got 'abc'"),

@@ -167,15 +167,12 @@ def test_a_really_full_disk(tmp_path, small_tmpfs):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_written_files_get_the_usual_mode(tmp_path):
+def test_written_files_get_the_usual_mode(tmp_path, monkeypatch):
     """As open() would make them (0666 less the umask), not mkstemp's 0600; a replaced
     file keeps its mode."""
-    umask = os.umask(0o022)
-    try:
-        atomic_write(tmp_path / "new.bin", b"x")
-        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o644
-        (tmp_path / "new.bin").chmod(0o640)
-        atomic_write(tmp_path / "new.bin", b"y")
-        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o640
-    finally:
-        os.umask(umask)
+    monkeypatch.setattr(pio, "_UMASK", 0o022)
+    atomic_write(tmp_path / "new.bin", b"x")
+    assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "new.bin").chmod(0o640)
+    atomic_write(tmp_path / "new.bin", b"y")
+    assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o640

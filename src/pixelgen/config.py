@@ -293,6 +293,9 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
         if key != "description":
             raise ConfigError(f"{where}: {key}: unknown key{_did_you_mean(key, None, _TOP_KEYS)}")
         return "", key, value
+    if len(parts) > 2 and parts[0] in _SECTIONS and parts[1] not in section_fields(parts[0]):
+        hint = _did_you_mean(parts[1], parts[0], sorted(section_fields(parts[0])))
+        raise ConfigError(f"{where}: {key}: unknown key{hint}")
     if len(parts) > 2 and parts[0] in _TOP_KEYS:
         # a key below a value: name the value, which holds no keys of its own
         raise ConfigError(

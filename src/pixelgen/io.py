@@ -32,7 +32,10 @@ def atomic_write(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide the file from the group
-            os.fchmod(fd, _mode(path))
+            try:
+                os.fchmod(fd, _mode(path))
+            except OSError:  # a file system without modes: its own default stays
+                pass
         with os.fdopen(fd, "wb") as f:
             data(f) if callable(data) else f.write(data)
             f.flush()
@@ -114,15 +117,23 @@ def _size(n: int) -> str:
     raise AssertionError  # unreachable
 
 
+def _read_umask() -> int:
+    # Read once, at import: setting and restoring it later would race other threads.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _mode(path: Path) -> int:
     """The mode of the file being replaced, else what ``open()`` would give (0666 less
     the umask)."""
     try:
         return path.stat().st_mode & 0o777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_UMASK
 
 
 def _discard(tmp: str | None) -> int:

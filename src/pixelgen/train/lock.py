@@ -53,12 +53,13 @@ class RunLock:
     def abandon(self) -> None:
         """Release the lock of a run that failed to start, removing the lock file and the
         folders ``acquire`` created (those left empty), so that nothing is left behind."""
-        held = self.fd is not None
-        self.release()
-        if not held:
+        if self.fd is None:
             return
+        # Removed while still held: a train starting now finds no lock file to take over
+        # (or locks a fresh one), never the one being removed.
         for path in self.created:
             try:
                 path.rmdir() if path.is_dir() else path.unlink()
             except OSError:  # a folder that holds something else stays
                 break
+        self.release()
