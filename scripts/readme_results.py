@@ -38,14 +38,14 @@ def pictures(info: pretrained.Pretrained, out: Path, test) -> None:
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         samples = model.sample(16, (28, 28), generator=gen)
-    save_grid(samples, 2, out / f"pretrained_{info.name}_samples.png", nrow=8, scale=2)
+    save_grid(samples, 2, out / f"pretrained_{info.name}_samples.png", nrow=8, scale=3)
     digits = torch.stack([test[i] for i in range(6)])  # (6, 1, 28, 28)
     hidden = occlusion_mask("bottom-half", (28, 28))
     x = digits.repeat_interleave(4, 0)
     with torch.no_grad():
         filled = complete(model, x, ~hidden, generator=torch.Generator().manual_seed(0))
     grid = out / f"pretrained_{info.name}_completions.png"
-    completion_grid(digits, hidden, filled.view(6, 4, 1, 28, 28), 2, grid, scale=2)
+    completion_grid(digits, hidden, filled.view(6, 4, 1, 28, 28), 2, grid, scale=3)
     with tempfile.TemporaryDirectory() as tmp:
         evaluate_checkpoint(info.name, report_dir=tmp, show_progress=False, log=lambda *a: 0)
         shutil.copy(Path(tmp) / "heatmap.png", out / f"pretrained_{info.name}_heatmap.png")
