@@ -176,3 +176,19 @@ def test_written_files_get_the_usual_mode(tmp_path, monkeypatch):
     (tmp_path / "new.bin").chmod(0o640)
     atomic_write(tmp_path / "new.bin", b"y")
     assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o640
+
+
+def test_all_or_none_puts_back_what_an_earlier_run_wrote(tmp_path):
+    from pixelgen.io import all_or_none
+
+    (tmp_path / "a.png").write_bytes(b"old a")
+    with pytest.raises(RuntimeError), all_or_none([]):
+        atomic_write(tmp_path / "a.png", b"new a")
+        atomic_write(tmp_path / "c.png", b"new c")
+        raise RuntimeError("the third output cannot be written")
+    assert (tmp_path / "a.png").read_bytes() == b"old a"  # restored, not removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # c removed, no backups
+    with all_or_none([]):
+        atomic_write(tmp_path / "a.png", b"new a")
+    assert (tmp_path / "a.png").read_bytes() == b"new a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

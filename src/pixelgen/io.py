@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +43,7 @@ def atomic_write(
             os.fsync(f.fileno())
         if keep is not None and path.exists():
             _keep(path, keep)
+        _note_replaced(path)
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
@@ -54,17 +56,52 @@ def atomic_write(
     _sync_dir(path.parent)  # the rename itself survives a power cut
 
 
+# The all_or_none blocks in progress: {path written: its backup (None: it was new)}.
+_BACKUPS: ContextVar[dict[Path, Path | None] | None] = ContextVar("_BACKUPS", default=None)
+
+
+def _note_replaced(path: Path) -> None:
+    """Inside ``all_or_none``: keep the file about to be replaced, to put it back if the
+    block fails."""
+    backups = _BACKUPS.get()
+    if backups is None or path in backups:
+        return
+    if path.exists():
+        fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
+        os.close(fd)
+        os.unlink(backup)
+        try:
+            os.link(path, backup)  # the old file under a second name: no copy
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, backup)
+        backups[path] = Path(backup)
+    else:
+        backups[path] = None
+
+
 @contextmanager
 def all_or_none(written: list[Path]) -> Iterator[list[Path]]:
-    """For a command that writes several files: if the block fails, the files appended to
-    ``written`` inside it are removed again, so the command leaves all its outputs or none
-    (no half set of PNGs after a full disk or a name taken by a folder)."""
+    """For a command that writes several files: if the block fails, every file it wrote
+    through :func:`atomic_write` is put back as it was (removed if it is new, the earlier
+    file restored if it replaced one), so the command leaves all its outputs or none.
+    ``written`` (the caller's list of outputs) is yielded back."""
+    backups: dict[Path, Path | None] = {}
+    token = _BACKUPS.set(backups)
     try:
         yield written
     except BaseException:
-        for path in written:
-            Path(path).unlink(missing_ok=True)
+        for path, backup in backups.items():
+            if backup is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(backup, path)
         raise
+    else:
+        for backup in backups.values():
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+    finally:
+        _BACKUPS.reset(token)
 
 
 def save_png(image, path: str | Path) -> Path:
