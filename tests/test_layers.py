@@ -79,6 +79,33 @@ def test_layer_equals_reference(kind, colours, size, batch):
     _assert_same(layer, _twin(layer), x)
 
 
+class _WithRaw(torch.nn.Module):
+    """A Diagonal BiLSTM reading its last ``raw`` input maps as the raw image."""
+
+    def __init__(self, layer: torch.nn.Module, raw: int) -> None:
+        super().__init__()
+        self.layer, self.raw = layer, raw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x[:, : -self.raw], x[:, -self.raw :])
+
+
+@pytest.mark.parametrize("colours", [1, 3])
+@pytest.mark.parametrize("size,batch", [*SHAPES, ((1, 1), 2), ((1, 6), 2), ((6, 1), 2)])
+def test_diagonal_bilstm_with_raw_input_equals_reference(colours, size, batch):
+    """The complete-context first layer: the raw image into the right-to-left gates."""
+    torch.manual_seed(3)
+    layer = DiagonalBiLSTM(
+        in_channels=4 * colours, hidden=3 * colours, colours=colours, raw_channels=colours
+    ).double()
+    assert layer.right.raw_to_state.shape == (12 * colours, colours)
+    assert layer.left.raw_to_state is None
+    x = torch.randn(batch, 5 * colours, *size, dtype=torch.float64)
+    _assert_same(_WithRaw(layer, colours), _WithRaw(_twin(layer), colours), x)
+    with pytest.raises(ValueError, match="raw"):
+        layer(x[:, : 4 * colours])
+
+
 @pytest.mark.parametrize("name", pixelgen.list_models())
 def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
     # Otherwise the comparisons above would compare a layer with itself.
@@ -148,10 +175,24 @@ def test_gated_pixelcnn_logits_and_gradients_equal_reference(channels, levels, k
     _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
 
 
+@pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])
+@pytest.mark.parametrize("size,batch", SHAPES)
+def test_complete_context_diagonal_bilstm_equals_reference(channels, levels, size, batch):
+    model = tiny_model(
+        "diagonal_bilstm", channels=channels, levels=levels, hidden=3 * channels, layers=2,
+        complete_context=True,
+    )  # fmt: skip
+    plain = ref.reference_model(model)
+    assert not any(type(m) in ref.TWINS for m in plain.modules())
+    x = torch.randint(0, levels, (batch, channels, *size))
+    _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
+
+
 def test_ablated_models_equal_reference():
     for name, kw in [
         ("row_lstm", {"residual": False, "skip": False}),
         ("diagonal_bilstm", {"residual": True, "skip": False}),
+        ("diagonal_bilstm", {"skip": False, "complete_context": True}),
     ]:
         model = tiny_model(name, channels=3, levels=3, hidden=6, layers=2, **kw)
         x = torch.randint(0, 3, (2, 3, 4, 5))
@@ -200,10 +241,13 @@ def test_skew_unskew_round_trip_and_layout():
     assert shift_down(x)[:, :, 0].abs().sum() == 0
 
 
-@pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm"])
-def test_traced_program_equals_model(name):
+@pytest.mark.parametrize(
+    "name,kw",
+    [("row_lstm", {}), ("diagonal_bilstm", {}), ("diagonal_bilstm", {"complete_context": True})],
+)
+def test_traced_program_equals_model(name, kw):
     """``pixelgen export`` traces the plain loops: same logits, batch size not baked in."""
-    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2)
+    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2, **kw)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, torch.randint(0, 4, (2, 3, 4, 5)), check_trace=False)
@@ -211,10 +255,13 @@ def test_traced_program_equals_model(name):
         assert (traced(x) - model(x)).abs().max().item() < TOL
 
 
-@pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm"])
-def test_bfloat16_autocast_trains(name):
+@pytest.mark.parametrize(
+    "name,kw",
+    [("row_lstm", {}), ("diagonal_bilstm", {}), ("diagonal_bilstm", {"complete_context": True})],
+)
+def test_bfloat16_autocast_trains(name, kw):
     """Under autocast the hand-written recurrences run in the gates' dtype."""
-    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2).float().train()
+    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2, **kw).float().train()
     x = torch.randint(0, 4, (2, 3, 4, 5))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(x)

@@ -135,6 +135,51 @@ def test_diagonal_bilstm_context_complete_but_for_the_derived_gap(channels):
     assert not extra, f"unexpected dependence: {extra[:5]}"
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_diagonal_bilstm_complete_context_sees_every_earlier_value(channels):
+    """With complete_context, every value (i, j, c) sees every earlier value in
+    raster-then-channel order, the last value of row i-1 included, and nothing else:
+    no exception, and no later value (10x10 and 2 layers: the whole earlier image is in
+    reach)."""
+    torch.manual_seed(11)
+    h = w = 10
+    model = tiny_model(
+        "diagonal_bilstm",
+        channels=channels,
+        levels=4,
+        hidden=12,
+        layers=2,
+        complete_context=True,
+        random_biases=False,
+    )
+    # A ReLU that is off for one image hides a path; the union over images does not.
+    dep = sum(
+        dependency_matrix(model, torch.randint(0, 4, (1, channels, h, w))).int() for _ in range(3)
+    ).bool()
+    order = torch.arange(dep.shape[0])
+    expected = order[:, None] < order[None, :]
+    missing = (expected & ~dep).nonzero().tolist()
+    extra = (dep & ~expected).nonzero().tolist()
+    assert not missing, f"context missing: {missing[:5]}"
+    assert not extra, f"unexpected dependence: {extra[:5]}"
+
+
+def test_diagonal_bilstm_complete_context_adds_parameters_only():
+    """Off, the model is the paper's (same names, shapes and values from one seed); on, it
+    adds one parameter, and the shared ones are drawn exactly as without it."""
+    torch.manual_seed(4)
+    paper = pixelgen.create_model("diagonal_bilstm", channels=3, hidden=6, layers=2)
+    torch.manual_seed(4)
+    full = pixelgen.create_model(
+        "diagonal_bilstm", channels=3, hidden=6, layers=2, complete_context=True
+    )
+    a, b = paper.state_dict(), full.state_dict()
+    assert set(b) - set(a) == {"rnns.0.right.raw_to_state"} and set(a) <= set(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert b["rnns.0.right.raw_to_state"].shape == (4 * 6, 3)
+    assert pixelgen.model_hparams("diagonal_bilstm")["complete_context"] is False
+
+
 def test_row_lstm_triangular_field():
     """A pixel (i, j) sees (i - d, j + e) above it iff e <= d + 2, however far up."""
     i, j = 8, 2

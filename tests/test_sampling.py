@@ -78,6 +78,46 @@ def test_fast_equals_naive_and_logits_are_exact(name, channels, variant):
     assert len(fast.unique()) > 1
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kw", [{}, VARIANTS["diagonal_bilstm"]])
+def test_diagonal_bilstm_complete_context_fast_equals_naive(channels, kw):
+    """The first layer's right-to-left scan also reads the raw row above."""
+    model = tiny_model(
+        "diagonal_bilstm", channels=channels, levels=4, hidden=9, layers=3, seed=1,
+        complete_context=True, **kw,
+    )  # fmt: skip
+    size = (5, 6) if channels == 3 else (6, 3)
+    steps, hook = recorder()
+    fast = sample(model, 3, size, generator=gen(7), on_logits=hook)
+    naive = sample(model, 3, size, generator=gen(7), method="naive")
+    assert torch.equal(fast, naive)
+    assert len(steps) == channels * size[0] * size[1]
+    assert_steps_match_forward(model, fast, steps)
+    assert len(fast.unique()) > 1
+
+
+@pytest.mark.parametrize("mode", ["bottom-half", "right-half", "random:0.4"])
+def test_diagonal_bilstm_complete_context_completion(mode):
+    channels, size = (3, (4, 5)) if mode == "random:0.4" else (1, (5, 4))
+    model = tiny_model(
+        "diagonal_bilstm", channels=channels, levels=4, hidden=6, seed=2, complete_context=True
+    )
+    x = torch.randint(0, 4, (2, channels, *size), generator=gen(3))
+    known = ~occlusion_mask(mode, size, seed=1)
+    steps, hook = recorder()
+    fast = complete(model, x, known, generator=gen(5), on_logits=hook)
+    naive = complete(model, x, known, generator=gen(5), method="naive")
+    k = known.expand_as(x)
+    assert torch.equal(fast[k], x[k])
+    assert torch.equal(fast, naive)
+    assert not torch.equal(fast, x)
+    assert_steps_match_forward(model, fast, steps, known=known)
+    per_value = torch.rand(2, channels, *size, generator=gen(2)) < 0.5  # some colours known
+    fast = complete(model, x, per_value, generator=gen(3))
+    assert torch.equal(fast[per_value], x[per_value])
+    assert torch.equal(fast, complete(model, x, per_value, generator=gen(3), method="naive"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_fast_equals_naive_at_28x28(name):

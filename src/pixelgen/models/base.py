@@ -183,10 +183,11 @@ class RecurrentPixelModel(PixelModel):
             i, o, 1, mask_type="B", in_groups=self.groups(i), out_groups=self.groups(o)
         )
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor, *, raw: torch.Tensor | None = None) -> torch.Tensor:
+        """``raw``: the scaled image, for a first layer that reads it as well."""
         out = 0
         for l, rnn in enumerate(self.rnns):
-            y = rnn(x)  # (B, h, H, W)
+            y = rnn(x) if raw is None or l > 0 else rnn(x, raw)  # (B, h, H, W)
             if self.skips is not None:
                 out = out + self.skips[l](y)
             if l < len(self.res):

@@ -1,8 +1,19 @@
 """Diagonal BiLSTM (§3.2): LSTM layers along the image's diagonals in both directions.
 Its context is complete but for one value (see ``docs``/README: the last value of the
-previous row, for pixels more than ``input_kernel // 2`` columns from the right edge)."""
+previous row, for pixels more than ``input_kernel // 2`` columns from the right edge).
+
+``complete_context`` (off by default: the paper's model) closes that gap. The first
+layer's right-to-left input-to-state gets an unmasked 1x1 term from the raw scaled image
+(``rnns.0.right.raw_to_state``, a new parameter; the others are those of the paper's
+model). Its states at row ``i - 1`` then see every value of row ``i - 1`` (all colours of
+every pixel, the row's last value included) and of the rows above, and the down-shift adds
+them to row ``i``, which may see all of those. Causal: in every layer, the input at a row
+depends only on that row and the rows above, so no right-to-left state of row ``i - 1``
+sees row ``i`` or later; the left-to-right direction is unchanged."""
 
 from __future__ import annotations
+
+import torch
 
 from ..nn.diagonal_lstm import DiagonalBiLSTM
 from ..registry import register_model
@@ -12,8 +23,18 @@ from .base import RecurrentPixelModel
 class DiagonalBiLSTMModel(RecurrentPixelModel):
     """Diagonal BiLSTM: skewed 1x1 mask-B input-to-state, 2x1 state-to-state, both directions."""
 
+    def __init__(self, *, complete_context: bool = False, **common) -> None:
+        super().__init__(**common)
+        self.complete_context = complete_context
+        if complete_context:  # created last: the paper's parameters are drawn as without it
+            self.rnns[0].right.add_raw_input(self.channels)
+
     def make_layer(self, in_channels: int, hidden: int) -> DiagonalBiLSTM:
         return DiagonalBiLSTM(in_channels=in_channels, hidden=hidden, colours=self.channels)
+
+    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
+        raw = x if self.complete_context else None
+        return self.head(self.body(self.input_conv(x), raw=raw))
 
 
 @register_model

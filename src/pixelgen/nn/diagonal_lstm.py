@@ -76,7 +76,9 @@ def shift_down(x: torch.Tensor) -> torch.Tensor:
 class DiagonalLSTM(nn.Module):
     """One direction (left to right) of the Diagonal BiLSTM: ``(B, I, H, W) -> (B, h, H, W)``."""
 
-    def __init__(self, *, in_channels: int, hidden: int, colours: int) -> None:
+    def __init__(
+        self, *, in_channels: int, hidden: int, colours: int, raw_channels: int = 0
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.input_to_state = MaskedConv2d(
@@ -92,16 +94,33 @@ class DiagonalLSTM(nn.Module):
         self.state_to_state = nn.Parameter(torch.empty(4 * hidden, 2 * hidden))
         bound = 1.0 / math.sqrt(2 * hidden)
         nn.init.uniform_(self.state_to_state, -bound, bound)
+        # Optional (the complete-context model's right-to-left direction of its first
+        # layer): an unmasked 1x1 map (4h, raw_channels) from the raw image into the
+        # input-to-state gates. It sees every colour of the current pixel, so it is causal
+        # only where the direction's output is shifted down a row (DiagonalBiLSTM).
+        self.raw_to_state: nn.Parameter | None = None
+        if raw_channels:
+            self.add_raw_input(raw_channels)
+
+    def add_raw_input(self, raw_channels: int) -> None:
+        """Create ``raw_to_state`` (see ``__init__``); ``forward`` then needs ``raw``."""
+        self.raw_to_state = nn.Parameter(torch.empty(4 * self.hidden, raw_channels))
+        bound = 1.0 / math.sqrt(raw_channels)
+        nn.init.uniform_(self.raw_to_state, -bound, bound)
 
     def state_gates(self, h_prev: torch.Tensor) -> torch.Tensor:
         """``K_ss ⊛ h_prev`` for one skewed column: ``(B, H, h) -> (B, H, 4h)``."""
         h_up = F.pad(h_prev, (0, 0, 1, 0))[:, :-1]  # row i reads row i-1
         return F.linear(torch.cat([h_up, h_prev], dim=-1), self.state_to_state)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The plain formulation: skew, one step per skewed column, unskew."""
+    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+        """The plain formulation: skew, one step per skewed column, unskew. ``raw``: the
+        scaled image ``(B, C, H, W)``, given exactly when ``raw_to_state`` exists."""
         b, _, height, width = x.shape
-        gates_in = skew(self.input_to_state(x))  # (B, 4h, H, S)
+        gates_in = self.input_to_state(x)  # (B, 4h, H, W)
+        if self.raw_to_state is not None:
+            gates_in = gates_in + F.conv2d(raw, self.raw_to_state[:, :, None, None])
+        gates_in = skew(gates_in)  # (B, 4h, H, S)
         gates_in = gates_in.permute(3, 0, 2, 1)  # (S, B, H, 4h): one column per step
         # Skew padding is not part of the image: its state stays exactly zero.
         valid = skew(x.new_ones(1, 1, height, width))[0, 0].t().unsqueeze(-1)  # (S, H, 1)
@@ -117,21 +136,44 @@ class DiagonalLSTM(nn.Module):
 
 
 class DiagonalBiLSTM(nn.Module):
-    """Both directions: ``forward(x) = L2R(x) + shift_down(mirror(R2L(mirror(x))))``."""
+    """Both directions: ``forward(x) = L2R(x) + shift_down(mirror(R2L(mirror(x))))``.
 
-    def __init__(self, *, in_channels: int, hidden: int, colours: int) -> None:
+    With ``raw_channels`` (the complete-context model's first layer) the right-to-left
+    input-to-state also reads the raw scaled image, unmasked: ``forward(x, raw)``. Its
+    state at row ``i - 1`` then sees all of row ``i - 1`` (the last value of the row
+    included, which no mask-A feature of that row sees), and the down-shift hands it only
+    to rows ``i`` and below."""
+
+    def __init__(
+        self, *, in_channels: int, hidden: int, colours: int, raw_channels: int = 0
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.left = DiagonalLSTM(in_channels=in_channels, hidden=hidden, colours=colours)
-        self.right = DiagonalLSTM(in_channels=in_channels, hidden=hidden, colours=colours)
+        self.right = DiagonalLSTM(
+            in_channels=in_channels, hidden=hidden, colours=colours, raw_channels=raw_channels
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
+    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, I, H, W) -> (B, h, H, W)``; ``raw`` ``(B, C, H, W)`` exactly when the
+        right-to-left direction reads the raw image."""
+        if (raw is None) != (self.right.raw_to_state is None):
+            raise ValueError("DiagonalBiLSTM: pass raw exactly when raw_channels > 0")
         if torch.jit.is_tracing():  # export: the plain loops, which the tracers unroll
-            backward = self.right(x.flip(-1)).flip(-1)
+            backward = self.right(x.flip(-1), None if raw is None else raw.flip(-1)).flip(-1)
             return self.left(x) + shift_down(backward)
-        b, i, height, width = x.shape
+        b, _, height, width = x.shape
         n = self.hidden
         plan = _plan(height, width, x.device)
+        conv_l, conv_r = self.left.input_to_state, self.right.input_to_state
+        w_l, w_r = conv_l.masked_weight()[..., 0, 0], conv_r.masked_weight()[..., 0, 0]
+        if raw is not None:
+            # The raw maps join the input; only the right-to-left weights read them.
+            x = torch.cat([x, raw.to(x.dtype)], dim=1)
+            w_raw = self.right.raw_to_state
+            w_l = torch.cat([w_l, w_l.new_zeros(w_raw.shape)], dim=1)
+            w_r = torch.cat([w_r, w_raw.to(w_r.dtype)], dim=1)
+        i = x.shape[1]
         # Skew both directions at once: each direction's pixels in packed band order (the
         # right-to-left one mirrored), gathered before the input-to-state product because
         # its input has half the maps of its output.
@@ -139,8 +181,7 @@ class DiagonalBiLSTM(nn.Module):
         packed = _Gather.apply(pixels, plan.gather, plan.gather_inverse)  # (I, 2*HW, B)
         packed = packed.view(i, 2, -1).transpose(0, 1)  # (2, I, HW*B)
         # Input-to-state of both directions: one batched product, bias fused.
-        conv_l, conv_r = self.left.input_to_state, self.right.input_to_state
-        w_in = torch.stack([conv_l.masked_weight(), conv_r.masked_weight()])[..., 0, 0]
+        w_in = torch.stack([w_l, w_r])
         b_in = torch.stack([conv_l.bias, conv_r.bias]).unsqueeze(-1)  # (2, 4h, 1)
         gx = torch.baddbmm(b_in, w_in, packed)  # (2, 4h, HW*B), packed
         w_ss = torch.stack([self.left.state_to_state, self.right.state_to_state])  # (2, 4h, 2h)

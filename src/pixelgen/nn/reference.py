@@ -43,11 +43,12 @@ class RefRowLSTM(RowLSTM):
 
 class RefDiagonalBiLSTM(DiagonalBiLSTM):
     """``L2R(x) + shift_down(mirror(R2L(mirror(x))))``, each direction one skewed column per
-    loop step (``DiagonalLSTM.forward``), the directions one after the other."""
+    loop step (``DiagonalLSTM.forward``), the directions one after the other; the
+    right-to-left one reads the mirrored raw image too where it has ``raw_to_state``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
-        backward = self.right(x.flip(-1)).flip(-1)
-        return self.left(x) + shift_down(backward)
+    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+        backward = self.right(x.flip(-1), None if raw is None else raw.flip(-1)).flip(-1)
+        return self.left(x) + shift_down(backward)  # (B, I, H, W) -> (B, h, H, W)
 
 
 #: The optimized class -> its reference (exact classes: a subclass may differ in math).

@@ -10,7 +10,8 @@ down one row), which needs the layer's complete input row ``i - 1``. So when row
 starts, the right-to-left scan runs over row ``i - 1`` from ``j = W - 1`` down to 0,
 reading its own states at row ``i - 2`` and the cached inputs of row ``i - 1``. Those
 inputs are final for every layer at once, so the scans of all layers run together as
-batched matmuls.
+batched matmuls. With ``complete_context`` the first layer's scan also reads the scaled
+raw image of row ``i - 1``, final too when row ``i`` starts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         self.right_in_t = torch.stack([p.weight.t() for p in right])  # (n, 2h, 4h)
         self.right_in_b = torch.stack([p.bias for p in right]).unsqueeze(1)  # (n, 1, 4h)
         self.right_ss_t = torch.stack([r.right.state_to_state.t() for r in rnns])  # (n, 2h, 4h)
+        raw = rnns[0].right.raw_to_state  # (4h, C): complete context, first layer only
+        self.raw_t = None if raw is None else raw.t()  # (C, 4h)
+        self.raw_above = None  # the scaled raw image of row i - 1, (B, W, C)
         like = self.input.weight
         self.inputs = like.new_zeros(n, b, w, f)  # each layer's input on the current row
         # Left-to-right states of the current row; index 0 is the zero state left of column 0.
@@ -50,6 +54,11 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         self.c = like.new_zeros(n, b, w + 1, h)
         self.h_above = like.new_zeros(n, b, w, h)  # left-to-right states of row i - 1
         self.right_above = like.new_zeros(n, b, w, h)  # right-to-left states of row i - 1
+
+    def start_row(self, x: torch.Tensor, i: int) -> None:
+        if i > 0 and self.raw_t is not None:
+            self.raw_above = self.model.scale(x[:, :, i - 1]).transpose(1, 2)  # (B, W, C)
+        super().start_row(x, i)
 
     def body_row(self, i: int) -> None:
         if i == 0:
@@ -65,6 +74,8 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         n, b, w, f = inputs.shape
         gates_in = torch.baddbmm(self.right_in_b, inputs.reshape(n, b * w, f), self.right_in_t)
         gates_in = gates_in.view(n, b, w, -1)  # (n, B, W, 4h)
+        if self.raw_t is not None:  # the first layer's unmasked term from the raw image
+            gates_in[0] += torch.matmul(self.raw_above, self.raw_t)
         h = torch.zeros_like(above[:, :, 0])  # (n, B, h): zero state right of column W-1
         c = torch.zeros_like(h)
         out = torch.empty_like(above)
