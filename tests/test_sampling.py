@@ -96,22 +96,30 @@ def test_diagonal_bilstm_complete_context_fast_equals_naive(channels, kw):
     assert len(fast.unique()) > 1
 
 
-@pytest.mark.parametrize("mode", ["bottom-half", "right-half", "random:0.4"])
-def test_diagonal_bilstm_complete_context_completion(mode):
-    channels, size = (3, (4, 5)) if mode == "random:0.4" else (1, (5, 4))
-    model = tiny_model(
-        "diagonal_bilstm", channels=channels, levels=4, hidden=6, seed=2, complete_context=True
-    )
+def check_completion(model, mode: str, channels: int, size) -> torch.Tensor:
+    """Completion under an occlusion mode keeps every known value, draws the rest, equals
+    naive completion, and each step's logits are those of a full forward pass. Returns
+    the input it completed."""
     x = torch.randint(0, 4, (2, channels, *size), generator=gen(3))
-    known = ~occlusion_mask(mode, size, seed=1)
+    known = ~occlusion_mask(mode, size, seed=1)  # (H, W), broadcast over batch and colours
     steps, hook = recorder()
     fast = complete(model, x, known, generator=gen(5), on_logits=hook)
     naive = complete(model, x, known, generator=gen(5), method="naive")
     k = known.expand_as(x)
     assert torch.equal(fast[k], x[k])
     assert torch.equal(fast, naive)
-    assert not torch.equal(fast, x)
+    assert not torch.equal(fast, x)  # something was drawn
     assert_steps_match_forward(model, fast, steps, known=known)
+    return x
+
+
+@pytest.mark.parametrize("mode", ["bottom-half", "right-half", "random:0.4"])
+def test_diagonal_bilstm_complete_context_completion(mode):
+    channels, size = (3, (4, 5)) if mode == "random:0.4" else (1, (5, 4))
+    model = tiny_model(
+        "diagonal_bilstm", channels=channels, levels=4, hidden=6, seed=2, complete_context=True
+    )
+    x = check_completion(model, mode, channels, size)
     per_value = torch.rand(2, channels, *size, generator=gen(2)) < 0.5  # some colours known
     fast = complete(model, x, per_value, generator=gen(3))
     assert torch.equal(fast[per_value], x[per_value])
@@ -151,16 +159,7 @@ MODES = ["bottom-half", "top-half", "right-half", "left-half", "center", "random
 def test_complete_keeps_known_values_and_agrees_with_naive(name, mode):
     channels, size = (3, (4, 5)) if mode in ("center", "random:0.4") else (1, (5, 4))
     model = tiny_model(name, channels=channels, levels=4, hidden=6, seed=2)
-    x = torch.randint(0, 4, (2, channels, *size), generator=gen(3))
-    known = ~occlusion_mask(mode, size, seed=1)  # (H, W), broadcast over batch and colours
-    steps, hook = recorder()
-    fast = complete(model, x, known, generator=gen(5), on_logits=hook)
-    naive = complete(model, x, known, generator=gen(5), method="naive")
-    k = known.expand_as(x)
-    assert torch.equal(fast[k], x[k])
-    assert torch.equal(fast, naive)
-    assert not torch.equal(fast, x)  # something was drawn
-    assert_steps_match_forward(model, fast, steps, known=known)
+    check_completion(model, mode, channels, size)
 
 
 @pytest.mark.parametrize("name", MODELS)
