@@ -13,7 +13,6 @@ at image-net.org, so :func:`download` says which files to fetch and where they g
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import urllib.error
@@ -37,6 +36,7 @@ from rich.progress import (
 from ..errors import DataError
 from ..io import storage_error
 from . import locate
+from .checksums import file_digest
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30
@@ -272,13 +272,10 @@ def _verified(path: Path, remote: Remote, *, quiet: bool = False) -> bool:
     try:
         if remote.digest is not None:
             algorithm, expected = remote.digest
-            h = hashlib.new(algorithm)
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            if h.hexdigest() != expected:
+            actual = file_digest(path, algorithm)
+            if actual != expected:
                 raise DataError(
-                    f"{remote.name}: {algorithm} {h.hexdigest()} is not the published "
+                    f"{remote.name}: {algorithm} {actual} is not the published "
                     f"{expected}; the file was deleted (a corrupted transfer or a wrong mirror)"
                 )
         elif remote.check is not None:
