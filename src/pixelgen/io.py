@@ -70,10 +70,7 @@ def _note_replaced(path: Path) -> None:
         fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
         os.close(fd)
         os.unlink(backup)
-        try:
-            os.link(path, backup)  # the old file under a second name: no copy
-        except OSError:  # a file system without hard links
-            shutil.copy2(path, backup)
+        _link_or_copy(path, Path(backup))
         backups[path] = Path(backup)
     else:
         backups[path] = None
@@ -199,11 +196,17 @@ def _keep(path: Path, keep: Path) -> None:
     os.close(fd)
     os.unlink(link)
     try:
-        try:
-            os.link(path, link)  # the same file under a second name: no copy, no gap
-        except OSError:  # a file system without hard links
-            shutil.copy2(path, link)
+        _link_or_copy(path, Path(link))
         os.replace(link, keep)
     except BaseException:
         Path(link).unlink(missing_ok=True)
         raise
+
+
+def _link_or_copy(path: Path, other: Path) -> None:
+    """``other`` becomes the same file as ``path`` under a second name (no copy, no gap),
+    or a copy of it on a file system without hard links."""
+    try:
+        os.link(path, other)
+    except OSError:
+        shutil.copy2(path, other)
