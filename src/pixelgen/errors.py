@@ -21,6 +21,12 @@ class UnknownModelError(ConfigError):
     """A model name that is not in the registry."""
 
 
+class ConditionError(ConfigError):
+    """A condition that does not fit the model or the data: a class out of range, a
+    condition given to an unconditional model (or none to a conditional one), a data set
+    without the labels ``model.condition`` needs."""
+
+
 class DataError(PixelgenError):
     """A data set is missing, unreadable, or does not match the model."""
 

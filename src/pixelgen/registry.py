@@ -76,7 +76,7 @@ def model_doc(name: str) -> str:
 # current pixel).
 _RULES: dict[str, dict[str, Any]] = {
     "channels": {"ge": 1}, "levels": {"ge": 2}, "hidden": {"ge": 1}, "layers": {"ge": 1},
-    "out_hidden": {"ge": 1},
+    "out_hidden": {"ge": 1}, "cond_channels": {"ge": 0},
 }  # fmt: skip
 _KERNEL_RULES = {"ge": 1, "odd": True}
 

@@ -9,6 +9,10 @@ A 7x7 mask-A convolution turns the scaled image into ``2h`` feature maps; a body
   NLL. No image size is baked into the weights.
 * ``model.log_prob(x)``: ``(B,)`` log-likelihood in nats, summed over all values.
 * Input scaling (to ``[-1, 1]``) happens inside the model.
+* A model built with ``cond_channels=c > 0`` is conditional (§3.5, ``nn/condition.py``):
+  ``model(x, cond)`` and ``model.log_prob(x, cond)`` take class labels ``(B,)`` or a map
+  ``(B, c, H or 1, W or 1)``; with ``cond_channels=0`` (the default) nothing changes, not
+  even the parameter names.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConditionError, ConfigError
+from ..nn.condition import Condition, as_map
 from ..nn.masked import MaskedConv2d
 from ..nn.masks import channel_groups
 
@@ -68,6 +73,7 @@ class PixelModel(nn.Module):
         hidden: int = 16,
         out_hidden: int | None = None,
         input_kernel: int = 7,
+        cond_channels: int = 0,
     ) -> None:
         super().__init__()
         _check(hidden >= channels, "model.hidden", f"must be >= channels ({channels})")
@@ -75,6 +81,10 @@ class PixelModel(nn.Module):
         _check(out_hidden >= channels, "model.out_hidden", f"must be >= channels ({channels})")
         self.channels, self.levels, self.hidden = channels, levels, hidden
         self.features = 2 * hidden
+        self.cond_channels = cond_channels
+        # Made by ``add_condition`` at the end of each model's __init__: created last, so
+        # that the other parameters are drawn as in the unconditional model.
+        self.condition: Condition | None = None
         self.input_conv = MaskedConv2d(
             channels,
             self.features,
@@ -90,7 +100,35 @@ class PixelModel(nn.Module):
     def groups(self, n: int) -> torch.Tensor:
         return channel_groups(n, self.channels)
 
-    def body(self, features: torch.Tensor) -> torch.Tensor:  # (B, 2h, H, W) -> (B, 2h, H, W)
+    def add_condition(self, widths: list[int]) -> None:
+        """Each model's last step of ``__init__``: the 1x1 condition maps of its layers'
+        gate terms (``widths``, in the order the model reads them), if it is conditional."""
+        if self.cond_channels:
+            self.condition = Condition(channels=self.cond_channels, widths=widths)
+
+    def cond_map(self, cond, x: torch.Tensor) -> torch.Tensor | None:
+        """The prepared condition ``(B, c, H or 1, W or 1)`` for images ``x``, or None for
+        an unconditional model; a condition missing or given where it does not belong is a
+        one-line ``ConditionError``."""
+        if self.condition is None:
+            if cond is not None:
+                raise ConditionError("this model is unconditional: it takes no condition")
+            return None
+        if cond is None:
+            raise ConditionError(
+                f"this model is conditional ({self.cond_channels} condition channels): "
+                "give a class or a condition map"
+            )
+        b, _, h, w = x.shape
+        dtype = self.input_conv.weight.dtype
+        return as_map(cond, channels=self.cond_channels, batch=b, size=(h, w), dtype=dtype)
+
+    def cond_terms(self, cond_map: torch.Tensor | None) -> list[torch.Tensor] | None:
+        """Every layer term ``[(B, width, H or 1, W or 1)]`` of a prepared map, or None."""
+        return None if cond_map is None else self.condition.terms(cond_map)
+
+    def body(self, features: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 2h, H, W) -> (B, 2h, H, W)``; ``cond``: the prepared map or None."""
         raise NotImplementedError
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,16 +136,17 @@ class PixelModel(nn.Module):
         dtype = self.input_conv.weight.dtype
         return x.to(dtype) * (2.0 / (self.levels - 1)) - 1.0
 
-    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_scaled(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         """Logits from an already scaled float image ``(B, C, H, W)``."""
-        return self.head(self.body(self.input_conv(x)))
+        return self.head(self.body(self.input_conv(x), self.cond_map(cond, x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, L, C, H, W)
-        return self.forward_scaled(self.scale(x))
+    def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, L, C, H, W)`` logits; ``cond``: see the module docstring."""
+        return self.forward_scaled(self.scale(x), cond)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         """``(B,)`` log-likelihood in nats of integer images ``(B, C, H, W)``."""
-        nll = F.cross_entropy(self(x), x.long(), reduction="none")  # (B, C, H, W)
+        nll = F.cross_entropy(self(x, cond), x.long(), reduction="none")  # (B, C, H, W)
         return -nll.flatten(1).sum(1)
 
     def sample(
@@ -119,6 +158,7 @@ class PixelModel(nn.Module):
         temperature: float = 1.0,
         method: str = "fast",
         progress=None,
+        cond=None,
     ) -> torch.Tensor:
         """``n`` images ``(n, C, H, W)`` drawn from the model; see ``pixelgen.sampling.sample``."""
         from ..sampling import sample
@@ -131,6 +171,7 @@ class PixelModel(nn.Module):
             temperature=temperature,
             method=method,
             progress=progress,
+            cond=cond,
         )
 
     def complete(
@@ -142,6 +183,7 @@ class PixelModel(nn.Module):
         temperature: float = 1.0,
         method: str = "fast",
         progress=None,
+        cond=None,
     ) -> torch.Tensor:
         """Fill the values of ``x`` not marked ``known``; see ``pixelgen.sampling.complete``."""
         from ..sampling import complete
@@ -154,6 +196,7 @@ class PixelModel(nn.Module):
             temperature=temperature,
             method=method,
             progress=progress,
+            cond=cond,
         )
 
 
@@ -174,20 +217,33 @@ class RecurrentPixelModel(PixelModel):
         n_res = layers - 1 if skip else layers
         self.res = nn.ModuleList(self._proj(h, f) for _ in range(n_res))
         self.skips = nn.ModuleList(self._proj(h, f) for _ in range(layers)) if skip else None
+        self.add_condition([w for _ in range(layers) for w in self.cond_widths()])
 
     def make_layer(self, in_channels: int, hidden: int) -> nn.Module:
         raise NotImplementedError
+
+    def cond_widths(self) -> list[int]:
+        """The condition terms of one layer: its input-to-state gates."""
+        return [4 * self.hidden]
+
+    def layer_conds(self, cond: torch.Tensor | None) -> list:
+        """What each layer's ``cond`` argument is: here its gate term (or None)."""
+        terms = self.cond_terms(cond)
+        return [None] * len(self.rnns) if terms is None else terms
 
     def _proj(self, i: int, o: int) -> MaskedConv2d:
         return MaskedConv2d(
             i, o, 1, mask_type="B", in_groups=self.groups(i), out_groups=self.groups(o)
         )
 
-    def body(self, x: torch.Tensor, *, raw: torch.Tensor | None = None) -> torch.Tensor:
-        """``raw``: the scaled image, for a first layer that reads it as well."""
+    def body(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``cond``: the prepared condition map or None; ``raw``: the scaled image, for a
+        first layer that reads it as well."""
         out = 0
-        for l, rnn in enumerate(self.rnns):
-            y = rnn(x) if raw is None or l > 0 else rnn(x, raw)  # (B, h, H, W)
+        for l, (rnn, c) in enumerate(zip(self.rnns, self.layer_conds(cond), strict=True)):
+            y = rnn(x, cond=c) if raw is None or l > 0 else rnn(x, raw, cond=c)  # (B, h, H, W)
             if self.skips is not None:
                 out = out + self.skips[l](y)
             if l < len(self.res):

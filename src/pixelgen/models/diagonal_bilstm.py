@@ -32,9 +32,21 @@ class DiagonalBiLSTMModel(RecurrentPixelModel):
     def make_layer(self, in_channels: int, hidden: int) -> DiagonalBiLSTM:
         return DiagonalBiLSTM(in_channels=in_channels, hidden=hidden, colours=self.channels)
 
-    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
+    def cond_widths(self) -> list[int]:
+        """Each direction's input-to-state gates: terms ``2l`` (left to right) and ``2l + 1``."""
+        return [4 * self.hidden, 4 * self.hidden]
+
+    def layer_conds(self, cond: torch.Tensor | None) -> list:
+        """The map and both directions' weights ``(2, 4h, c)``: the layer folds them into
+        its own input-to-state product (see ``DiagonalBiLSTM.forward``)."""
+        if cond is None:
+            return [None] * len(self.rnns)
+        w = self.condition.weight
+        return [(cond, torch.stack([w(2 * l), w(2 * l + 1)])) for l in range(len(self.rnns))]
+
+    def forward_scaled(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         raw = x if self.complete_context else None
-        return self.head(self.body(self.input_conv(x), raw=raw))
+        return self.head(self.body(self.input_conv(x), self.cond_map(cond, x), raw=raw))
 
 
 @register_model

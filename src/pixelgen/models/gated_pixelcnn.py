@@ -101,11 +101,18 @@ class GatedLayer(nn.Module):
             out_groups=gate_groups,
         )
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, v: torch.Tensor, h: torch.Tensor, cond: tuple | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v_pre, gated h)``: the vertical pre-activation ``(B, 2h)`` and the horizontal
-        gated output ``(B, h)``; the next vertical input is ``gate(v_pre)``."""
+        gated output ``(B, h)``; the next vertical input is ``gate(v_pre)``. ``cond``: a
+        condition's terms ``(B, 2h, H or 1, W or 1)`` for the vertical and the horizontal
+        pre-activations (van den Oord et al. 2016, §2.3)."""
         v_pre = self.vertical(v)
-        return v_pre, gate(self.horizontal(h) + self.link(shift_down(v_pre)))
+        h_pre = self.horizontal(h)  # (B, 2h, H, W)
+        if cond is not None:
+            v_pre, h_pre = v_pre + cond[0], h_pre + cond[1]
+        return v_pre, gate(h_pre + self.link(shift_down(v_pre)))
 
 
 class GatedPixelCNN(PixelModel):
@@ -132,23 +139,30 @@ class GatedPixelCNN(PixelModel):
         n_res = layers - 1 if skip else layers
         self.res = nn.ModuleList(self._proj(h, f) for _ in range(n_res))
         self.skips = nn.ModuleList(self._proj(h, f) for _ in range(layers)) if skip else None
+        # Terms 2l and 2l + 1: layer l's vertical and horizontal pre-activations.
+        self.add_condition([2 * h] * (2 * layers))
 
     def _proj(self, i: int, o: int) -> MaskedConv2d:
         return MaskedConv2d(
             i, o, 1, mask_type="B", in_groups=self.groups(i), out_groups=self.groups(o)
         )
 
-    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stacks(self.vertical_input(x), self.input_conv(x)))
+    def forward_scaled(self, x: torch.Tensor, cond=None) -> torch.Tensor:
+        terms = self.cond_terms(self.cond_map(cond, x))
+        return self.head(self.stacks(self.vertical_input(x), self.input_conv(x), terms))
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError("the vertical stack reads the image: use forward_scaled")
 
-    def stacks(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """Both stacks from their inputs ``(B, 2h, H, W)``: the head's ``2h`` input."""
+    def stacks(
+        self, v: torch.Tensor, h: torch.Tensor, terms: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Both stacks from their inputs ``(B, 2h, H, W)``: the head's ``2h`` input.
+        ``terms``: the condition's, two per layer (vertical, horizontal), or None."""
         out = 0
         for l, layer in enumerate(self.layers):
-            v_pre, y = layer(v, h)  # (B, 2h, H, W), (B, h, H, W)
+            cond = None if terms is None else terms[2 * l : 2 * l + 2]
+            v_pre, y = layer(v, h, cond)  # (B, 2h, H, W), (B, h, H, W)
             v = gate(v_pre)
             if self.skips is not None:
                 out = out + self.skips[l](y)

@@ -27,9 +27,13 @@ class ResidualBlock(nn.Module):
         self.conv = conv(hidden, hidden, kernel)
         self.expand = conv(hidden, features, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2h, H, W)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 2h, H, W) -> (B, 2h, H, W)``; ``cond``: a condition's term ``(B, h, H or 1,
+        W or 1)``, added to the kxk convolution before its ReLU (§3.5)."""
         y = self.reduce(F.relu(x))
-        y = self.conv(F.relu(y))
+        y = self.conv(F.relu(y))  # (B, h, H, W)
+        if cond is not None:
+            y = y + cond
         return self.expand(F.relu(y))
 
 
@@ -44,10 +48,14 @@ class PixelCNN(PixelModel):
         self.blocks = nn.ModuleList(
             ResidualBlock(self.features, self.hidden, kernel, self.groups) for _ in range(layers)
         )
+        # The block's kxk convolution is its spatial layer, the LSTMs' input-to-state:
+        # the condition joins there, before the ReLU (h maps per block).
+        self.add_condition([self.hidden] * layers)
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = x + block(x) if self.residual else block(x)
+    def body(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        terms = self.cond_terms(cond) or [None] * len(self.blocks)
+        for block, t in zip(self.blocks, terms, strict=True):
+            x = x + block(x, t) if self.residual else block(x, t)
         return x
 
 

@@ -113,13 +113,18 @@ class DiagonalLSTM(nn.Module):
         h_up = F.pad(h_prev, (0, 0, 1, 0))[:, :-1]  # row i reads row i-1
         return F.linear(torch.cat([h_up, h_prev], dim=-1), self.state_to_state)
 
-    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, raw: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The plain formulation: skew, one step per skewed column, unskew. ``raw``: the
-        scaled image ``(B, C, H, W)``, given exactly when ``raw_to_state`` exists."""
+        scaled image ``(B, C, H, W)``, given exactly when ``raw_to_state`` exists; ``cond``:
+        a condition's gate term ``(B, 4h, H or 1, W or 1)`` (§3.5)."""
         b, _, height, width = x.shape
         gates_in = self.input_to_state(x)  # (B, 4h, H, W)
         if self.raw_to_state is not None:
             gates_in = gates_in + F.conv2d(raw, self.raw_to_state[:, :, None, None])
+        if cond is not None:
+            gates_in = gates_in + cond
         gates_in = skew(gates_in)  # (B, 4h, H, S)
         gates_in = gates_in.permute(3, 0, 2, 1)  # (S, B, H, 4h): one column per step
         # Skew padding is not part of the image: its state stays exactly zero.
@@ -154,14 +159,20 @@ class DiagonalBiLSTM(nn.Module):
             in_channels=in_channels, hidden=hidden, colours=colours, raw_channels=raw_channels
         )
 
-    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        raw: torch.Tensor | None = None,
+        cond: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """``(B, I, H, W) -> (B, h, H, W)``; ``raw`` ``(B, C, H, W)`` exactly when the
-        right-to-left direction reads the raw image."""
+        right-to-left direction reads the raw image. ``cond``: a condition (§3.5), its map
+        ``(B, c, H or 1, W or 1)`` and the two directions' 1x1 weights ``(2, 4h, c)``
+        [left to right, right to left] into the input-to-state gates."""
         if (raw is None) != (self.right.raw_to_state is None):
             raise ValueError("DiagonalBiLSTM: pass raw exactly when raw_channels > 0")
         if torch.jit.is_tracing():  # export: the plain loops, which the tracers unroll
-            backward = self.right(x.flip(-1), None if raw is None else raw.flip(-1)).flip(-1)
-            return self.left(x) + shift_down(backward)
+            return self.plain(x, raw, cond)
         b, _, height, width = x.shape
         n = self.hidden
         plan = _plan(height, width, x.device)
@@ -173,6 +184,13 @@ class DiagonalBiLSTM(nn.Module):
             w_raw = self.right.raw_to_state
             w_l = torch.cat([w_l, w_l.new_zeros(w_raw.shape)], dim=1)
             w_r = torch.cat([w_r, w_raw.to(w_r.dtype)], dim=1)
+        if cond is not None:
+            # The condition's maps join the input too, each direction with its own unmasked
+            # weights: one product and one skew for both (a class is broadcast first).
+            c_map, w_c = cond
+            x = torch.cat([x, c_map.to(x.dtype).expand(b, -1, height, width)], dim=1)
+            w_l = torch.cat([w_l, w_c[0].to(w_l.dtype)], dim=1)
+            w_r = torch.cat([w_r, w_c[1].to(w_r.dtype)], dim=1)
         i = x.shape[1]
         # Skew both directions at once: each direction's pixels in packed band order (the
         # right-to-left one mirrored), gathered before the input-to-state product because
@@ -199,6 +217,18 @@ class DiagonalBiLSTM(nn.Module):
         # Contiguous for the 1x1 projections that read it (a strided input makes their
         # batched products fall back to one small product and copy per image).
         return out.permute(2, 0, 1).contiguous().view(b, n, height, width)  # (B, h, H, W)
+
+    def plain(self, x: torch.Tensor, raw=None, cond=None) -> torch.Tensor:
+        """``forward`` as the paper writes it: each direction's plain loop (the mirrored
+        right-to-left one reads the mirrored raw image and condition term)."""
+        t_l = t_r = None
+        if cond is not None:
+            c_map, w_c = cond
+            t_l = F.conv2d(c_map, w_c[0, :, :, None, None])  # (B, 4h, H or 1, W or 1)
+            t_r = F.conv2d(c_map, w_c[1, :, :, None, None]).flip(-1)  # mirrored
+        back_raw = None if raw is None else raw.flip(-1)
+        backward = self.right(x.flip(-1), back_raw, t_r).flip(-1)
+        return self.left(x, cond=t_l) + shift_down(backward)  # (B, h, H, W)
 
 
 class _Plan:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .diagonal_lstm import DiagonalBiLSTM, shift_down
+from .diagonal_lstm import DiagonalBiLSTM
 from .masked import MaskedConv2d
 from .row_lstm import RowLSTM
 
@@ -37,18 +37,19 @@ class RefMaskedConv2d(MaskedConv2d):
 class RefRowLSTM(RowLSTM):
     """Row LSTM (§3.1), one row per loop step."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
-        return self._traceable(self.input_to_state(x))
+    def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
+        gates = self.input_to_state(x)
+        return self._traceable(gates if cond is None else gates + cond)
 
 
 class RefDiagonalBiLSTM(DiagonalBiLSTM):
     """``L2R(x) + shift_down(mirror(R2L(mirror(x))))``, each direction one skewed column per
     loop step (``DiagonalLSTM.forward``), the directions one after the other; the
-    right-to-left one reads the mirrored raw image too where it has ``raw_to_state``."""
+    right-to-left one reads the mirrored raw image too where it has ``raw_to_state``, and
+    both a condition's term."""
 
-    def forward(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
-        backward = self.right(x.flip(-1), None if raw is None else raw.flip(-1)).flip(-1)
-        return self.left(x) + shift_down(backward)  # (B, I, H, W) -> (B, h, H, W)
+    def forward(self, x: torch.Tensor, raw=None, cond=None) -> torch.Tensor:
+        return self.plain(x, raw, cond)  # (B, I, H, W) -> (B, h, H, W)
 
 
 #: The optimized class -> its reference (exact classes: a subclass may differ in math).

@@ -70,11 +70,14 @@ class RowLSTM(nn.Module):
         k = self.state_to_state.shape[-1]
         return F.conv1d(h_prev, self.state_to_state, padding=k // 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, h, H, W)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, I, H, W) -> (B, h, H, W)``; ``cond``: a condition's gate term ``(B, 4h, H or
+        1, W or 1)``, added to the input-to-state map (§3.5)."""
         if torch.jit.is_tracing():
-            return self._traceable(self.input_to_state(x))
+            gates = self.input_to_state(x)
+            return self._traceable(gates if cond is None else gates + cond)
         b, _, height, width = x.shape
-        gx = self._input_gates(x)  # (H, 4h, B*W), all rows at once
+        gx = self._input_gates(x, cond)  # (H, 4h, B*W), all rows at once
         w = self.state_to_state
         if torch.is_grad_enabled() and (gx.requires_grad or w.requires_grad):
             out = _RowRecurrence.apply(gx, w, width)
@@ -83,13 +86,16 @@ class RowLSTM(nn.Module):
                 out = _row_scan(gx, w.to(gx.dtype), width, save=False)[0]
         return out.view(height, self.hidden, b, width).permute(2, 1, 0, 3)  # (B, h, H, W)
 
-    def _input_gates(self, x: torch.Tensor) -> torch.Tensor:
-        """``K_is ⊛ x`` laid out for the recurrence: ``(B, I, H, W) -> (H, 4h, B * W)``.
+    def _input_gates(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``K_is ⊛ x`` (plus the condition's term) laid out for the recurrence:
+        ``(B, I, H, W) -> (H, 4h, B * W)``.
 
         The masked convolution drops the kernel columns right of the centre (§3.4); its
         result is copied once into the layout the recurrence reads.
         """
         gx = self.input_to_state(x)  # (B, 4h, H, W)
+        if cond is not None:
+            gx = gx + cond  # broadcast over H, W for a class
         b, four_h, height, width = gx.shape
         return gx.permute(2, 1, 0, 3).reshape(height, four_h, b * width)
 

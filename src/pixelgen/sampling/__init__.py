@@ -43,12 +43,14 @@ def sample(
     method: str = "fast",
     progress: Progress | None = None,
     on_logits: LogitsHook | None = None,
+    cond=None,
 ) -> torch.Tensor:
     """``n`` images ``(n, C, H, W)`` (long, in ``[0, levels)``) drawn from ``model``.
 
     ``temperature`` divides the logits (``< 1`` sharper, ``> 1`` flatter); ``progress``
     is called as ``progress(rows_done, rows_total)``; ``on_logits(i, j, c, logits)``
-    sees the ``(n, L)`` logits used for each value.
+    sees the ``(n, L)`` logits used for each value. ``cond``: a conditional model's
+    condition, e.g. class labels ``(n,)`` or one label for all (``torch.tensor([7])``).
     """
     if n < 1:
         raise ConfigError(f"sample.n: must be >= 1, got {n}")
@@ -67,6 +69,7 @@ def sample(
         method=method,
         progress=progress,
         on_logits=on_logits,
+        cond=cond,
     )
 
 
@@ -80,6 +83,7 @@ def complete(
     method: str = "fast",
     progress: Progress | None = None,
     on_logits: LogitsHook | None = None,
+    cond=None,
 ) -> torch.Tensor:
     """Complete images ``x`` ``(N, C, H, W)``: values where ``known`` (bool, broadcast to
     ``x``) are kept exactly; the others are drawn in raster-then-channel order, each
@@ -87,7 +91,8 @@ def complete(
 
     An autoregressive model cannot condition on known values that come *later* in the
     order (e.g. the visible bottom half when the top half is hidden): they are kept but
-    do not inform the values drawn before them.
+    do not inform the values drawn before them. ``cond``: a conditional model's
+    condition, as for :func:`sample`.
     """
     return generate(
         model,
@@ -98,4 +103,5 @@ def complete(
         method=method,
         progress=progress,
         on_logits=on_logits,
+        cond=cond,
     )

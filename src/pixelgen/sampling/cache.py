@@ -75,6 +75,22 @@ class Pointwise:
         return F.linear(v, self.weight, self.bias)
 
 
+class CondTerms:
+    """A condition's per-layer gate terms (``model.cond_terms``), read at one position or
+    one row: each term ``(B, w, H or 1, W or 1)`` is kept as a channels-last view
+    ``(B, H, W, w)`` (a class broadcast, not copied). The condition is known up front,
+    so nothing here waits on drawn values."""
+
+    def __init__(self, terms: list[torch.Tensor], batch: int, height: int, width: int) -> None:
+        self.terms = [t.expand(batch, -1, height, width).permute(0, 2, 3, 1) for t in terms]
+
+    def at(self, k: int, i: int, j: int) -> torch.Tensor:  # -> (B, w)
+        return self.terms[k][:, i, j]
+
+    def row(self, k: int, i: int) -> torch.Tensor:  # -> (B, W, w)
+        return self.terms[k][:, i]
+
+
 class HeadStep:
     """``OutputHead`` at one position for one colour: ``(B, 2h) -> (B, L)`` logits."""
 
@@ -101,11 +117,17 @@ class CachedStepper(Stepper):
     colour of a pixel is set after the pixel's last call).
     """
 
-    def __init__(self, model: torch.nn.Module, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(
+        self, model: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> None:
+        super().__init__(model, x, cond)
         self.batch, _, self.height, self.width = x.shape
         self.input = WindowConv(model.input_conv, self.batch, self.width)
         self.head = HeadStep(model.head)
+        # The condition's terms of every layer (None: unconditional), computed once.
+        self.terms = None
+        if cond is not None:
+            self.terms = CondTerms(model.cond_terms(cond), self.batch, self.height, self.width)
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
         if i > 0:

@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.
 
 @register_stepper("pixelgen.models.diagonal_bilstm.DiagonalBiLSTMModel")
 class DiagonalBiLSTMStepper(RecurrentStepper):
-    def __init__(self, model: DiagonalBiLSTMModel, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(self, model: DiagonalBiLSTMModel, x: torch.Tensor, cond=None) -> None:
+        super().__init__(model, x, cond)
         b, w = self.batch, self.width
         rnns = list(model.rnns)
         n, h, f = len(rnns), model.hidden, model.features
@@ -63,19 +63,21 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
     def body_row(self, i: int) -> None:
         if i == 0:
             return
-        self.right_above = self._right_scan(self.inputs, self.right_above)
+        self.right_above = self._right_scan(self.inputs, self.right_above, i - 1)
         self.h_above = self.h[:, :, 1:]
         self.h, self.c = torch.zeros_like(self.h), torch.zeros_like(self.c)
         self.inputs = torch.zeros_like(self.inputs)
 
-    def _right_scan(self, inputs: torch.Tensor, above: torch.Tensor) -> torch.Tensor:
-        """Right-to-left states of a finished row from its layer inputs ``(n, B, W, 2h)``
-        and the states of the row above ``(n, B, W, h)``; returns ``(n, B, W, h)``."""
+    def _right_scan(self, inputs: torch.Tensor, above: torch.Tensor, row: int) -> torch.Tensor:
+        """Right-to-left states of finished row ``row`` from its layer inputs ``(n, B, W,
+        2h)`` and the states of the row above ``(n, B, W, h)``; returns ``(n, B, W, h)``."""
         n, b, w, f = inputs.shape
         gates_in = torch.baddbmm(self.right_in_b, inputs.reshape(n, b * w, f), self.right_in_t)
         gates_in = gates_in.view(n, b, w, -1)  # (n, B, W, 4h)
         if self.raw_t is not None:  # the first layer's unmasked term from the raw image
             gates_in[0] += torch.matmul(self.raw_above, self.raw_t)
+        if self.terms is not None:  # the condition's: term 2l + 1 is layer l's right-to-left
+            gates_in = gates_in + torch.stack([self.terms.row(2 * l + 1, row) for l in range(n)])
         h = torch.zeros_like(above[:, :, 0])  # (n, B, h): zero state right of column W-1
         c = torch.zeros_like(h)
         out = torch.empty_like(above)
@@ -89,6 +91,8 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         self.inputs[l, :, j] = x  # x: (B, 2h)
         prev = torch.cat([self.h_above[l, :, j], self.h[l, :, j]], dim=-1)  # [above, left]
         gates = self.left_in[l](x) + F.linear(prev, self.left_ss[l])  # (B, 4h)
+        if self.terms is not None:
+            gates = gates + self.terms.at(2 * l, i, j)
         h, c = lstm_update(gates, self.c[l, :, j], dim=-1)
         self.h[l, :, j + 1], self.c[l, :, j + 1] = h, c
         return h + self.right_above[l, :, j]

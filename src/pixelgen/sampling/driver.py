@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConditionError, ConfigError, ImageError
 from .draw import draw_uniforms, inverse_cdf
 from .naive import NaiveStepper
 from .stepper import fast_stepper
@@ -36,8 +36,11 @@ def generate(
     method: str = "fast",
     progress: Progress | None = None,
     on_logits: LogitsHook | None = None,
+    cond=None,
 ) -> torch.Tensor:
-    """Fill the unknown values of ``x`` ``(B, C, H, W)``; ``known`` broadcasts to it."""
+    """Fill the unknown values of ``x`` ``(B, C, H, W)``; ``known`` broadcasts to it.
+    ``cond``: a conditional model's condition (class labels ``(B,)`` or one for all, or a
+    map; see ``pixelgen.nn.condition``)."""
     if method not in METHODS:
         raise ConfigError(f"method: must be 'fast' or 'naive', got {method!r}")
     if not temperature > 0:
@@ -58,10 +61,24 @@ def generate(
     if bool(((x < 0) | (x >= model.levels))[known].any()):
         raise ImageError(f"known values must be integers in [0, {model.levels})")
     x = torch.where(known, x, torch.zeros_like(x))
+    cond_map = _cond_map(model, cond, x)
     u = draw_uniforms(tuple(x.shape), generator).to(param.device)  # (B, C, H, W)
     with torch.no_grad():
-        stepper = _stepper_class(model, method)(model, x)
+        stepper = _stepper_class(model, method)(model, x, cond_map)
         return _raster(stepper, x, known, u, temperature, progress, on_logits)
+
+
+def _cond_map(model: torch.nn.Module, cond, x: torch.Tensor) -> torch.Tensor | None:
+    """The prepared condition (on the model's device), checked once for every step."""
+    if not hasattr(model, "cond_map"):  # a model outside the PixelModel family
+        if cond is not None:
+            raise ConditionError(f"{type(model).__name__} takes no condition")
+        return None
+    if isinstance(cond, torch.Tensor):
+        cond = cond.to(x.device)
+    elif cond is not None:
+        cond = torch.as_tensor(cond, device=x.device)
+    return model.cond_map(cond, x)
 
 
 def _stepper_class(model: torch.nn.Module, method: str) -> type:

@@ -47,8 +47,8 @@ class _RowWindow:
 
 @register_stepper("pixelgen.models.gated_pixelcnn.GatedPixelCNN")
 class GatedPixelCNNStepper(CachedStepper):
-    def __init__(self, model: GatedPixelCNN, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(self, model: GatedPixelCNN, x: torch.Tensor, cond=None) -> None:
+        super().__init__(model, x, cond)
         self.residual = model.residual
         b, w = self.batch, self.width
         self.v_input = _RowWindow(model.vertical_input, b, w)
@@ -65,6 +65,8 @@ class GatedPixelCNNStepper(CachedStepper):
             v = self.v_input.push(self.model.scale(x[:, :, i - 1]))  # (B, 2h, W)
             for l, window in enumerate(self.vertical):
                 v_pre = window.push(v)  # (B, 2h, W)
+                if self.terms is not None:  # the condition's vertical term, row i - 1
+                    v_pre = v_pre + self.terms.row(2 * l, i - 1).transpose(1, 2)
                 w, bias = self.links[l]
                 self.link_rows[l] = F.linear(v_pre.transpose(1, 2), w, bias)
                 v = _gate(v_pre, 1)
@@ -79,7 +81,10 @@ class GatedPixelCNNStepper(CachedStepper):
         out = 0
         for l, conv in enumerate(self.horizontal):  # f: (B, 2h)
             conv.put(j, f)
-            y = _gate(conv(j) + self.link_rows[l][:, j], 1)  # (B, h)
+            a = conv(j) + self.link_rows[l][:, j]  # (B, 2h)
+            if self.terms is not None:
+                a = a + self.terms.at(2 * l + 1, i, j)
+            y = _gate(a, 1)  # (B, h)
             if self.skips is not None:
                 out = out + self.skips[l](y)
             if l < len(self.res):

@@ -14,4 +14,4 @@ class NaiveStepper(Stepper):
     stateful = False
 
     def logits(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
-        return self.model(x)[:, :, c, i, j]  # (B, L)
+        return self.model(x, self.cond)[:, :, c, i, j]  # (B, L)

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.
 
 @register_stepper("pixelgen.models.pixelcnn.PixelCNN")
 class PixelCNNStepper(CachedStepper):
-    def __init__(self, model: PixelCNN, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(self, model: PixelCNN, x: torch.Tensor, cond=None) -> None:
+        super().__init__(model, x, cond)
         self.residual = model.residual
         self.blocks = [
             (Pointwise(b.reduce), WindowConv(b.conv, self.batch, self.width), Pointwise(b.expand))
@@ -37,8 +37,9 @@ class PixelCNNStepper(CachedStepper):
                 conv.next_row()
 
     def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        for reduce, conv, expand in self.blocks:  # f: (B, 2h)
+        for l, (reduce, conv, expand) in enumerate(self.blocks):  # f: (B, 2h)
             conv.put(j, F.relu(reduce(F.relu(f))))  # (B, h)
-            y = expand(F.relu(conv(j)))  # (B, 2h)
+            a = conv(j) if self.terms is None else conv(j) + self.terms.at(l, i, j)  # (B, h)
+            y = expand(F.relu(a))  # (B, 2h)
             f = f + y if self.residual else y
         return f

@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.
 
 
 class RecurrentStepper(CachedStepper):
-    def __init__(self, model: RecurrentPixelModel, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(self, model: RecurrentPixelModel, x: torch.Tensor, cond=None) -> None:
+        super().__init__(model, x, cond)
         self.residual = model.residual
         self.res = [Pointwise(p) for p in model.res]
         self.skips = [Pointwise(p) for p in model.skips] if model.skips is not None else None

@@ -25,8 +25,8 @@ if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.
 
 @register_stepper("pixelgen.models.row_lstm.RowLSTMModel")
 class RowLSTMStepper(RecurrentStepper):
-    def __init__(self, model: RowLSTMModel, x: torch.Tensor) -> None:
-        super().__init__(model, x)
+    def __init__(self, model: RowLSTMModel, x: torch.Tensor, cond=None) -> None:
+        super().__init__(model, x, cond)
         b, w = self.batch, self.width
         self.input_to_state = [WindowConv(r.input_to_state, b, w) for r in model.rnns]
         self.state_to_state = [r.state_to_state for r in model.rnns]  # (4h, h, k)
@@ -52,6 +52,8 @@ class RowLSTMStepper(RecurrentStepper):
         conv = self.input_to_state[l]
         conv.put(j, x)  # x: (B, 2h)
         gates = conv(j) + self.gates_ss[l][:, j]  # (B, 4h)
+        if self.terms is not None:
+            gates = gates + self.terms.at(l, i, j)
         h, c = lstm_update(gates, self.c_prev[l][:, j], dim=-1)
         self.h[l][:, j], self.c[l][:, j] = h, c
         return h

@@ -19,13 +19,18 @@ class Stepper:
     The driver calls ``start_row(x, i)`` before row ``i`` and ``logits(x, i, j, c)`` for
     each colour ``c`` of pixel ``(i, j)`` still to be drawn (``x`` then holds every earlier
     value and the pixel's earlier colours). A ``stateful`` stepper caches what it computes
-    and must see every pixel at least once, its last call for the last colour.
+    and must see every pixel at least once, its last call for the last colour. ``cond`` is
+    the model's prepared condition map ``(B, c, H or 1, W or 1)`` (``model.cond_map``), or
+    None for an unconditional model.
     """
 
     stateful = True
 
-    def __init__(self, model: torch.nn.Module, x: torch.Tensor) -> None:
+    def __init__(
+        self, model: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> None:
         self.model = model
+        self.cond = cond
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
         pass
