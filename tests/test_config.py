@@ -60,7 +60,7 @@ def config_error(d, *, overrides=(), source="recipes/x.yaml") -> str:
 def test_every_shipped_recipe_loads_and_round_trips(name):
     r = load_recipe(name)
     assert r.description and "\n" not in r.description
-    assert r.model.name in registry.list_models()
+    assert r.model.name in registry.list_models(composite=True)
     assert recipe_from_dict(recipe_to_dict(r)) == r
     assert recipe_from_dict(yaml.safe_load(dump_recipe(r))) == r
 
@@ -108,7 +108,9 @@ def test_quick_recipes_are_small(name):
     assert r.data.name == "binarized_mnist"
     # CPU-sized: at most a few epochs' worth of steps on a small model.
     assert r.train.max_steps is not None and r.train.max_steps * r.train.batch_size <= 150_000
-    assert r.model.kwargs()["layers"] <= 8 and r.model.kwargs()["hidden"] <= 32
+    kw = r.model.kwargs()
+    for part in [kw[k] for k in ("small", "large") if k in kw] or [kw]:  # multiscale: both
+        assert part["layers"] <= 8 and part["hidden"] <= 32
 
 
 def test_shipped_name_and_path_resolve_to_the_same_recipe():
@@ -584,7 +586,7 @@ def test_recipe_schema_is_json_with_the_declared_keys_and_ranges():
     assert re.search(train["device"]["pattern"], "cuda:1")
     assert not re.search(train["device"]["pattern"], "gpu")
     model = schema["properties"]["model"]
-    assert model["properties"]["name"]["enum"] == registry.list_models()
+    assert model["properties"]["name"]["enum"] == registry.list_models(composite=True)
     hparams = {v["properties"]["name"]["const"]: v["properties"] for v in model["oneOf"]}
     for name, props in hparams.items():
         known = set(registry.model_hparams(name)) - {"channels", "levels"}

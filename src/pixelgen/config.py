@@ -296,6 +296,8 @@ def _split_override(item: str, where: str) -> tuple[str, str, Any]:
     if len(parts) > 2 and parts[0] in _SECTIONS and parts[1] not in section_fields(parts[0]):
         hint = _did_you_mean(parts[1], parts[0], sorted(section_fields(parts[0])))
         raise ConfigError(f"{where}: {key}: unknown key{hint}")
+    if len(parts) == 3 and parts[0] == "model":
+        return "model", f"{parts[1]}.{parts[2]}", value  # a composite's part (model.small.hidden)
     if len(parts) > 2 and parts[0] in _TOP_KEYS:
         # a key below a value: name the value, which holds no keys of its own
         raise ConfigError(
@@ -352,7 +354,12 @@ def _merge_overrides(
             target = merged[section] = {}
         elif not isinstance(target, dict):
             ctx.fail(section, f"expected a mapping of keys, got {show(target)}")
-        target[key] = value
+        part, _, leaf = key.rpartition(".")
+        if part:  # below a model's part: a mapping of the composite model's
+            if not isinstance(target.get(part), dict):
+                ctx.fail(f"model.{part}", f"is not a model part here, so it has no key {leaf!r}")
+            target = target[part]
+        target[leaf] = value
         origins[f"{section}.{key}"] = where
     _command_line_length_wins(merged, origins)
     return merged, origins
@@ -381,7 +388,7 @@ def _as_mapping(ctx: Where, merged: Mapping[str, Any], section: str) -> Mapping[
 def _build_model(ctx: Where, raw: Mapping[str, Any]) -> ModelConfig:
     from . import registry  # lazy: listing recipes should not import torch
 
-    known = registry.list_models()
+    known = registry.list_models(composite=True)
     if "name" not in raw:
         ctx.fail("model.name", f"missing (one of {', '.join(known)})")
     name = raw["name"]
@@ -478,7 +485,7 @@ def recipe_schema() -> dict[str, Any]:
     schema["description"] = "A pixelgen recipe: `pixelgen train RECIPE` (see the README)."
     del schema["$defs"]["ModelConfig"]
     variants = []
-    for name in registry.list_models():
+    for name in registry.list_models(composite=True):
         hp = registry.hparams_schema(name, exclude=_FROM_DATA).model_json_schema()
         schema["$defs"].update(hp.pop("$defs", {}))
         props = {"name": {"const": name}, **hp["properties"]}
@@ -488,7 +495,7 @@ def recipe_schema() -> dict[str, Any]:
         "description": "A registered model (`pixelgen models`) and its hyperparameters; "
         "channels and levels come from the data set.",
         "type": "object",
-        "properties": {"name": {"enum": registry.list_models()}},
+        "properties": {"name": {"enum": registry.list_models(composite=True)}},
         "required": ["name"],
         "oneOf": variants,
     }

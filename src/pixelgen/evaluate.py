@@ -2,7 +2,9 @@
 
 ``bits/dim = NLL_nats / (H·W·C·ln 2)``; a uniform model over 256 levels scores 8.00.
 The standard error is over images. Under ``torchrun`` each rank takes a disjoint shard
-and sums are reduced exactly.
+and sums are reduced exactly. A model made of parts that score disjoint pixels (the
+Multi-Scale PixelRNN, §3.5: ``model.parts(H, W)``) also gets each part's NLL, which add
+up to the total.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ class EvalResult:
     # position summed over colours (H, W), both in nats.
     per_image: torch.Tensor | None = field(default=None, compare=False, repr=False)
     per_position: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    # ``{part: {"nll_nats", "bits_per_dim", "dims"}}`` for a model of parts, else None:
+    # each part's mean NLL over its own values, in nats and per its own dimensions.
+    parts: dict[str, dict] | None = None
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("per_image", "per_position")}
+        skip = ("per_image", "per_position") + (() if self.parts else ("parts",))
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
 def check_compatible(model, dataset) -> None:
@@ -80,6 +86,7 @@ def evaluate(
     # Contiguous shards: rank r takes [r*n/world, (r+1)*n/world).
     lo, hi = dist.rank * n // dist.world_size, (dist.rank + 1) * n // dist.world_size
     sums = torch.zeros(3, dtype=torch.float64)  # count, sum nll, sum nll^2
+    part_masks, part_sums = None, None
     checked = False
     per_image, position_sum = [], 0.0
     for start in range(lo, hi, batch_size):
@@ -98,10 +105,18 @@ def evaluate(
             per_image.append(nll)
             position_sum = position_sum + values.sum((0, 1)).cpu()  # (H, W)
         sums += torch.stack([torch.tensor(float(len(nll))), nll.sum(), (nll**2).sum()])
+        if part_masks is None and hasattr(model, "parts"):
+            part_masks = {k: m.to(values.device) for k, m in model.parts(*x.shape[-2:]).items()}
+            part_sums = torch.zeros(len(part_masks), dtype=torch.float64)
+        if part_masks is not None:
+            by_part = [(values * m).sum().cpu() for m in part_masks.values()]  # nats
+            part_sums += torch.stack(by_part)
         if progress is not None:
             progress(len(nll))
     model.train(was_training)
     sums = dist.all_reduce_sum(sums.to(device)).cpu() if dist.active else sums
+    if part_sums is not None and dist.active:
+        part_sums = dist.all_reduce_sum(part_sums.to(device)).cpu()
     count, s1, s2 = sums.tolist()
     mean = s1 / count
     var = max(s2 / count - mean**2, 0.0) * count / max(count - 1, 1)
@@ -114,4 +129,17 @@ def evaluate(
         dims=dims,
         per_image=torch.cat(per_image) if details else None,
         per_position=position_sum / count if details else None,
+        parts=_parts(part_masks, part_sums, count, model.channels),
     )
+
+
+def _parts(masks, sums, count: float, channels: int) -> dict[str, dict] | None:
+    """Each part's mean NLL per image, over its own ``channels * mask.sum()`` values."""
+    if masks is None:
+        return None
+    out = {}
+    for (name, mask), total in zip(masks.items(), sums.tolist(), strict=True):
+        dims = channels * int(mask.sum())
+        mean = total / count
+        out[name] = {"nll_nats": mean, "bits_per_dim": mean / (dims * math.log(2)), "dims": dims}
+    return out

@@ -3,6 +3,12 @@
 their defaults), and ``hparams_schema``, the check of their values that recipes and
 ``create_model`` share.
 
+A *composite* model (its class sets ``composite = True``, e.g. the Multi-Scale PixelRNN of
+§3.5) is built from other registered models: a hyperparameter annotated ``ModelSpec`` is
+one of them, ``{"name": ..., **its hyperparameters}``, checked against that model's own
+declaration. ``list_models()`` names the single models, for which the raster-order
+contract of ``models/base.py`` holds; ``list_models(composite=True)`` adds the composites.
+
 As in timm, an entry point is three lines that forward ``**kwargs`` to the model class,
 whose ``__init__`` chain is the one declaration of every hyperparameter: its name, type and
 default (an entry point with its own keyword-only parameters declares them itself). The
@@ -19,12 +25,24 @@ from typing import Any
 
 import pydantic
 import torch.nn as nn
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
 from . import validation
 from .errors import UnknownModelError
 from .text import did_you_mean
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+class ModelSpec(dict):
+    """The annotation of a hyperparameter that is a model of its own, a composite's part:
+    ``{"name": "row_lstm", "hidden": 16, ...}``. Its value is checked against that
+    model's declaration (``hparams_schema``) and resolved with every default filled in.
+    The composite sets the part's ``PART_FIXED`` hyperparameters itself."""
+
+
+#: What a composite decides for its parts: the data format, and whether they are conditional.
+PART_FIXED = ("channels", "levels", "cond_channels")
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -37,9 +55,15 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(_MODELS)
+def list_models(*, composite: bool = False) -> list[str]:
+    """Registered model names, sorted: the single models, with ``composite`` also those
+    built from other models (see the module docstring)."""
+    return sorted(n for n in _MODELS if composite or not is_composite(n))
+
+
+def is_composite(name: str) -> bool:
+    """Whether model ``name`` is built from other registered models (``ModelSpec`` parts)."""
+    return bool(getattr(_hints(_builder(name)).get("return"), "composite", False))
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
@@ -77,6 +101,7 @@ def model_doc(name: str) -> str:
 _RULES: dict[str, dict[str, Any]] = {
     "channels": {"ge": 1}, "levels": {"ge": 2}, "hidden": {"ge": 1}, "layers": {"ge": 1},
     "out_hidden": {"ge": 1}, "cond_channels": {"ge": 0},
+    "factor": {"ge": 2}, "condition_maps": {"ge": 1}, "upsample_hidden": {"ge": 1},
 }  # fmt: skip
 _KERNEL_RULES = {"ge": 1, "odd": True}
 
@@ -98,12 +123,56 @@ def hparams_schema(name: str, exclude: tuple[str, ...] = ()) -> type[pydantic.Ba
 
 def _schema_type(tp: Any, rules: dict[str, Any]) -> Any:
     """A type hint as a schema type: not coerced, ``rules`` on its numbers."""
+    if tp is ModelSpec:
+        return _part_type()
     if typing.get_origin(tp) in (typing.Union, types.UnionType, tuple):
         args = tuple(_schema_type(a, rules) for a in typing.get_args(tp))
         return tuple[args] if typing.get_origin(tp) is tuple else typing.Union[args]  # noqa: UP007
     if tp is int or tp is float:
         return (validation.Int if tp is int else validation.Float)(**rules)
     return {bool: validation.Bool, str: validation.Str}.get(tp, tp)
+
+
+def _part_type() -> Any:
+    """The schema type of a ``ModelSpec``: a mapping with a single model's ``name`` and
+    its hyperparameters (less ``PART_FIXED``), resolved to every value."""
+    variants = []
+    for name in list_models():
+        hp = hparams_schema(name, exclude=PART_FIXED).model_json_schema()
+        props = {"name": {"const": name}, **hp["properties"]}
+        required = ["name", *hp.get("required", [])]
+        variants.append({"properties": props, "required": required, "additionalProperties": False})
+    shape = {"type": "object", "description": "a single model: name and hyperparameters"}
+    shape["oneOf"] = variants
+    return typing.Annotated[dict, BeforeValidator(_check_part), WithJsonSchema(shape)]
+
+
+def _check_part(value: Any, info: ValidationInfo) -> dict[str, Any]:
+    key, names = info.field_name, list_models()
+    if not isinstance(value, dict):
+        shown = validation.show(value)
+        msg = f"expected a mapping: a model's name and hyperparameters, got {shown}"
+        raise validation.problem(msg, key)
+    name = value.get("name")
+    if name is None:
+        raise validation.problem(f"missing (one of {', '.join(names)})", f"{key}.name")
+    if name not in names:
+        hint = did_you_mean(name, names) if isinstance(name, str) else ""
+        what = "a composite model cannot be a part" if name in _MODELS else "unknown model"
+        msg = f"{what} {validation.show(name)}{hint}; valid names: {', '.join(names)}"
+        raise validation.problem(msg, f"{key}.name")
+    schema = hparams_schema(name, exclude=PART_FIXED)
+
+    def unknown(k: Any) -> str:
+        if k in PART_FIXED:
+            return "set by the composite model, not by its part"
+        shown = lambda f: repr(f"model.{key}.{f}")  # noqa: E731
+        return f"unknown key for model {name!r}{did_you_mean(k, schema.model_fields, show=shown)}"
+
+    given = {k: v for k, v in value.items() if k != "name"}
+    missing = f" (model {name!r} has no default for it)"
+    hparams = validation.validated_part(schema, given, key, unknown=unknown, missing=missing)
+    return {"name": name, **dict(hparams)}
 
 
 def create_model(name: str, **hparams: Any) -> nn.Module:

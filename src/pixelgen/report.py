@@ -39,7 +39,8 @@ def evaluate_checkpoint(
     log=print,
 ) -> dict:
     """The eval report dict: split, num_images, nll_nats, bits_per_dim, nll_nats_stderr,
-    checkpoint, model, data (and step, time). Appended to ``RUN/eval.json`` when the
+    checkpoint, model, data (and step, time; for a model of parts, ``parts``: each part's
+    nll_nats, bits_per_dim and dims). Appended to ``RUN/eval.json`` when the
     checkpoint lives in a run directory. ``split``, ``max_images`` and ``batch_size`` left
     as None come from the recipe's ``eval`` section. With ``report_dir``,
     :func:`write_report` also writes its pictures there; with ``json_path``, the dict is
@@ -100,6 +101,8 @@ def evaluate_checkpoint(
         "step": ckpt.step,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if res.parts is not None:  # a model of parts (multiscale): each part's share
+        report["parts"] = res.parts
     with all_or_none([]) as written:
         if report_dir is not None:
             report["report"] = write_report(Path(report_dir), report, res, data, written=written)

@@ -144,28 +144,59 @@ def validated(
     try:
         return cls.__pydantic_validator__.validate_python(raw)
     except pydantic.ValidationError as err:
-        at = {k: i for i, k in enumerate(raw)}
-        errors = sorted(
-            err.errors(), key=lambda e: at.get(e["loc"][0], len(at)) if e["loc"] else len(at)
-        )
+        where.fail(*_first_problem(err, cls, raw, section, unknown, missing))
+
+
+def validated_part(
+    cls: Any,
+    raw: Mapping[str, Any],
+    section: str,
+    *,
+    unknown: Callable[[Any], str] | None = None,
+    missing: str = "",
+) -> Any:
+    """``validated`` for a value that is itself a section of keys, checked inside another
+    declaration's validator (a composite model's part, ``model.small``): its first
+    problem is raised as a ``problem`` whose key path starts at ``section``, so the outer
+    ``validated`` names the full path (``model.small.hidden``)."""
+    try:
+        return cls.__pydantic_validator__.validate_python(raw)
+    except pydantic.ValidationError as err:
+        path, message, *also = _first_problem(err, cls, raw, section, unknown, missing)
+        raise problem(message, path, *also) from None
+
+
+def _first_problem(
+    err: pydantic.ValidationError,
+    cls: Any,
+    raw: Mapping[str, Any],
+    section: str,
+    unknown: Callable[[Any], str] | None,
+    missing: str,
+) -> tuple[str, ...]:
+    """``(key path, message, *also)`` of the first problem in the order of ``raw``."""
+    at = {k: i for i, k in enumerate(raw)}
+    errors = sorted(
+        err.errors(), key=lambda e: at.get(e["loc"][0], len(at)) if e["loc"] else len(at)
+    )
     first, prefix = errors[0], f"{section}." if section else ""
     if first["type"] == "pixelgen":  # in our words already
         c = first["ctx"]
-        where.fail(prefix + (c["key"] or first["loc"][0]), c["message"], *c["also"])
+        return (prefix + (c["key"] or first["loc"][0]), c["message"], *c["also"])
     key, nested, kind = first["loc"][0], len(first["loc"]) > 1, first["type"]
     path, tp = prefix + str(key), typing.get_type_hints(cls).get(key)
     if kind in _UNKNOWN and not nested:
-        where.fail(path, unknown(key) if unknown else "unknown key")
+        return path, unknown(key) if unknown else "unknown key"
     if kind == "missing" and not nested:
         hint = f" (one of {', '.join(choices(tp))})" if choices(tp) else ""
-        where.fail(path, f"missing{missing or hint}")
+        return path, f"missing{missing or hint}"
     value = raw[key]
     for e in (e for e in errors if e["loc"][0] == key):
         if e["type"] in _RANGES:
             shown = value if isinstance(value, list) else e["input"]
-            where.fail(path, f"{_RANGES[e['type']].format(**e.get('ctx', {}))}, got {show(shown)}")
+            return path, f"{_RANGES[e['type']].format(**e.get('ctx', {}))}, got {show(shown)}"
         if e["type"] == "string_pattern_mismatch":
             expected = cls.__pydantic_fields__[key].description
-            where.fail(path, f"expected {expected}, got {show(value)}")
+            return path, f"expected {expected}, got {show(value)}"
     hint = did_you_mean(value, choices(tp)) if isinstance(value, str) else ""
-    where.fail(path, f"expected {describe(tp)}, got {show(value)}{hint}")
+    return path, f"expected {describe(tp)}, got {show(value)}{hint}"

@@ -23,7 +23,7 @@ def models_command() -> None:
     table.add_column("name", style="bold")
     table.add_column("what it is")
     table.add_column("hyperparameters (defaults)")
-    for name in list_models():
+    for name in list_models(composite=True):
         hp = ", ".join(
             f"{k}={'<required>' if v is inspect.Parameter.empty else v}"
             for k, v in model_hparams(name).items()

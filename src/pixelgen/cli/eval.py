@@ -77,6 +77,11 @@ def eval_command(
     console.print(
         f"[bold]{head}[/]  ({tail}; {report['split']} split, {report['num_images']} images)"
     )
+    for part, r in report.get("parts", {}).items():
+        console.print(
+            f"  {part} part: {r['nll_nats']:.3f} nats/image ({r['bits_per_dim']:.4f} bits/dim "
+            f"over its {r['dims']} values)"
+        )
     if json_path is not None:
         if str(json_path) == "-":
             typer.echo(json.dumps(report, indent=2))

@@ -10,6 +10,9 @@ same images for the same seed:
   stepper per model (``pixelcnn.py``, ``row_lstm.py``, ``diagonal_bilstm.py``,
   ``gated_pixelcnn.py``). A model class without a registered stepper falls back to
   naive with a warning.
+
+A composite model generates in stages, each a completion by one of its parts with either
+method (``staged.py``; the Multi-Scale PixelRNN of §3.5: ``multiscale.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from . import diagonal_bilstm, gated_pixelcnn, pixelcnn, row_lstm  # noqa: F401  (register the steppers)
+from . import diagonal_bilstm, gated_pixelcnn, multiscale, pixelcnn, row_lstm  # noqa: F401  (register the steppers)
 from .draw import draw_uniforms, inverse_cdf
 from .driver import METHODS, LogitsHook, Progress, generate
 from .stepper import Stepper, register_stepper

@@ -17,6 +17,7 @@ import torch
 from ..errors import ConditionError, ConfigError, ImageError
 from .draw import draw_uniforms, inverse_cdf
 from .naive import NaiveStepper
+from .staged import staged_generator
 from .stepper import fast_stepper
 
 Progress = Callable[[int, int], None]
@@ -61,6 +62,12 @@ def generate(
     if bool(((x < 0) | (x >= model.levels))[known].any()):
         raise ImageError(f"known values must be integers in [0, {model.levels})")
     x = torch.where(known, x, torch.zeros_like(x))
+    staged = staged_generator(model)
+    if staged is not None:  # a composite model: each of its stages comes back here
+        return staged(
+            model, x, known, generate=generate, generator=generator, temperature=temperature,
+            method=method, progress=progress, on_logits=on_logits, cond=cond,
+        )  # fmt: skip
     cond_map = _cond_map(model, cond, x)
     u = draw_uniforms(tuple(x.shape), generator).to(param.device)  # (B, C, H, W)
     with torch.no_grad():
