@@ -144,7 +144,11 @@ def test_defaults_and_resolved_model_hparams():
     # Builder defaults are filled in; channels/levels are left to the data set.
     assert kw["hidden"] == 8 and kw["layers"] == 2 and kw["skip"] is True
     assert "channels" not in kw and "levels" not in kw
-    assert set(kw) == set(registry.model_hparams("row_lstm")) - {"channels", "levels"}
+    assert set(kw) == set(registry.model_hparams("row_lstm")) - {
+        "channels",
+        "levels",
+        "cond_channels",
+    }
 
 
 def test_round_trip_dict_recipe_dict():
@@ -589,8 +593,8 @@ def test_recipe_schema_is_json_with_the_declared_keys_and_ranges():
     assert model["properties"]["name"]["enum"] == registry.list_models(composite=True)
     hparams = {v["properties"]["name"]["const"]: v["properties"] for v in model["oneOf"]}
     for name, props in hparams.items():
-        known = set(registry.model_hparams(name)) - {"channels", "levels"}
-        assert set(props) == known | {"name"}
+        known = set(registry.model_hparams(name)) - {"channels", "levels", "cond_channels"}
+        assert set(props) == known | {"name", "condition"}
     assert hparams["pixelcnn"]["kernel"]["not"] == {"multipleOf": 2}
     assert hparams["row_lstm"]["layers"]["minimum"] == 1
 

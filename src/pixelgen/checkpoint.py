@@ -78,6 +78,15 @@ class Checkpoint:
                 return (_DATA_SIDES[recipe_data["name"]],) * 2
         return default
 
+    def condition(self):
+        """The condition the model was trained with (``conditioning.ConditionInfo``: its
+        kind and class names), or None for an unconditional model."""
+        from .conditioning import from_checkpoint
+
+        recipe = self.recipe if isinstance(self.recipe, dict) else {}
+        data = self.data if isinstance(self.data, dict) else {}
+        return from_checkpoint(self.hparams, recipe, data)
+
     def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         model = create_model(self.model_name, **self.hparams)
         try:

@@ -40,8 +40,14 @@ DataSetName = Literal[
 ]
 DATA_SETS: tuple[str, ...] = get_args(DataSetName)
 
-# The data set fixes these (1 vs 3 colour channels, 2 vs 256 levels), so a recipe can't.
-_FROM_DATA = ("channels", "levels")
+# What a model may be conditioned on (§3.5, ``pixelgen.conditioning``): a new kind is a
+# value here and a case there.
+ConditionKind = Literal["class"]
+CONDITION_KINDS: tuple[str, ...] = get_args(ConditionKind)
+
+# The data set fixes these (1 vs 3 colour channels, 2 vs 256 levels), so a recipe can't;
+# ``cond_channels`` follows from ``model.condition`` and the data (the number of classes).
+_FROM_DATA = ("channels", "levels", "cond_channels")
 
 
 # ---------------------------------------------------------------------------- the schema
@@ -52,11 +58,13 @@ _section = dataclass(frozen=True, config={"extra": "forbid"})
 
 @_section
 class ModelConfig:
-    """``model:``: a registered model name and its resolved hyperparameters (defaults filled
-    in, in the builder's order; ``channels``/``levels`` excluded, they come from the data)."""
+    """``model:``: a registered model name, what it is conditioned on (``condition``; None:
+    unconditional) and its resolved hyperparameters (defaults filled in, in the builder's
+    order; ``channels``/``levels``/``cond_channels`` excluded, they come from the data)."""
 
     name: Str
     hparams: tuple[tuple[Str, Any], ...] = ()
+    condition: ConditionKind | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``registry.create_model(name, channels=..., levels=..., **kw)``."""
@@ -179,6 +187,9 @@ class Recipe:
             raise problem(msg, "train.accumulate", "train.batch_size")
         return self
 
+
+# ``model.condition`` checked on its own: the rest of ``model:`` is the builder's declaration.
+_ConditionOnly = pydantic.create_model("model", condition=(ConditionKind | None, None))
 
 _SECTIONS = dict(data=DataConfig, train=TrainConfig, eval=EvalConfig, sample=SampleConfig)
 _TOP_KEYS = ("description", "model", "data", "train", "eval", "sample")
@@ -403,15 +414,20 @@ def _build_model(ctx: Where, raw: Mapping[str, Any]) -> ModelConfig:
     schema = registry.hparams_schema(name, exclude=_FROM_DATA)
     local = [*schema.model_fields, "name"]
 
+    local.append("condition")
+
     def unknown(key: Any) -> str:
+        if key == "cond_channels":
+            return "set by model.condition and the data set (e.g. condition: class)"
         if key in _FROM_DATA:
             return "set by the data set, not the recipe (for a folder of images use data.channels)"
         return f"unknown key for model {name!r}{_did_you_mean(key, 'model', local)}"
 
-    given = {k: v for k, v in raw.items() if k != "name"}
+    given = {k: v for k, v in raw.items() if k not in ("name", "condition")}
     missing = f" (model {name!r} has no default for it)"
     hparams = validated(ctx, schema, given, "model", unknown=unknown, missing=missing)
-    return ModelConfig(name=name, hparams=tuple(hparams))
+    condition = validated(ctx, _ConditionOnly, {"condition": raw.get("condition")}, "model")
+    return ModelConfig(name=name, hparams=tuple(hparams), condition=condition.condition)
 
 
 def _section_of(ctx: Where, section: str, raw: Mapping[str, Any]) -> Any:
@@ -488,7 +504,9 @@ def recipe_schema() -> dict[str, Any]:
     for name in registry.list_models(composite=True):
         hp = registry.hparams_schema(name, exclude=_FROM_DATA).model_json_schema()
         schema["$defs"].update(hp.pop("$defs", {}))
-        props = {"name": {"const": name}, **hp["properties"]}
+        condition = {"enum": [*CONDITION_KINDS, None], "description": "what the model is "
+                     "conditioned on (§3.5); class: the data set's classes"}  # fmt: skip
+        props = {"name": {"const": name}, "condition": condition, **hp["properties"]}
         required = ["name", *hp.get("required", [])]
         variants.append({"properties": props, "required": required, "additionalProperties": False})
     schema["properties"]["model"] = {
@@ -510,6 +528,8 @@ def recipe_to_dict(r: Recipe) -> dict[str, Any]:
 
     out: dict[str, Any] = {"description": r.description}
     out["model"] = {"name": r.model.name, **{k: plain(v) for k, v in r.model.hparams}}
+    if r.model.condition is not None:  # absent when unconditional: older runs compare equal
+        out["model"]["condition"] = r.model.condition
     for section in _SECTIONS:
         obj = getattr(r, section)
         out[section] = {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}

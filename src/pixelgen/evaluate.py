@@ -91,8 +91,9 @@ def evaluate(
     per_image, position_sum = [], 0.0
     for start in range(lo, hi, batch_size):
         idx = range(start, min(start + batch_size, hi))
-        x = torch.stack([dataset[i] for i in idx]).to(device=device, dtype=torch.long)
-        logits = model(x)  # (B, L, C, H, W)
+        x, labels = _batch(dataset, idx)  # labels: a conditional model's classes, else None
+        x = x.to(device=device, dtype=torch.long)
+        logits = model(x) if labels is None else model(x, labels.to(device))  # (B, L, C, H, W)
         logp = F.log_softmax(logits.double(), dim=1)
         if not checked:
             _check_distribution(logits)
@@ -131,6 +132,14 @@ def evaluate(
         per_position=position_sum / count if details else None,
         parts=_parts(part_masks, part_sums, count, model.channels),
     )
+
+
+def _batch(dataset, idx: range) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images ``(B, C, H, W)`` and, from a labelled ``ImageSet``, their classes ``(B,)``;
+    any other indexable set of images gives no classes."""
+    if hasattr(dataset, "batch"):
+        return dataset.batch(idx)
+    return torch.stack([dataset[i] for i in idx]), None
 
 
 def _parts(masks, sums, count: float, channels: int) -> dict[str, dict] | None:

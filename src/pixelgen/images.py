@@ -156,6 +156,34 @@ def completion_grid(
     return _save(grid, path)
 
 
+def class_grid(
+    images: torch.Tensor,
+    levels: int,
+    names: list[str],
+    path: str | Path,
+    *,
+    padding: int = 2,
+    scale: int = 1,
+) -> Path:
+    """One row per class: ``images`` ``(K, n, C, H, W)``, row ``k`` labelled ``names[k]``
+    in a white column on the left (RGB, PIL's default font)."""
+    k, n = images.shape[:2]
+    tiles = [_rgb(_hwc(im)) for im in to_uint8(images.flatten(0, 1), levels)]
+    grid = _tile(tiles, n, padding, scale)
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [probe.textbbox((0, 0), name, font=font) for name in names]
+    margin = max(b[2] for b in boxes) + 8
+    img = Image.new("RGB", (grid.shape[1] + margin, grid.shape[0]), (255, 255, 255))
+    img.paste(Image.fromarray(grid), (margin, 0))
+    draw = ImageDraw.Draw(img)
+    row = images.shape[-2] + padding
+    for r, (name, box) in enumerate(zip(names, boxes, strict=True)):
+        centre = (padding + r * row + images.shape[-2] / 2) * scale
+        draw.text((margin - box[2] - 4, centre - box[3] / 2), name, fill=(0, 0, 0), font=font)
+    return _save(np.asarray(img), path)
+
+
 def _with_caption(grid: np.ndarray, names: list[str], width: int, padding: int, scale: int):
     """``grid`` (RGB) under a thin row with one name centred over each column, drawn in
     PIL's default font; ``grid`` unchanged where a column is too narrow for its name."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from . import conditioning
 from .config import recipe_from_dict
 from .data import load_split
 from .devices import parse_device
@@ -77,6 +78,8 @@ def evaluate_checkpoint(
     if download:
         opts["download"] = True
     data = load_split(d.name, split, root=data_root or d.root, **opts)
+    condition = ckpt.condition()
+    conditioning.label_data(condition, data)  # a conditional model is scored given the class
     n = len(data) if max_images is None else min(max_images, len(data))
     with make_progress(disable=not show_progress) as bar:
         task = bar.add_task(f"eval {split}", total=n)
@@ -101,6 +104,8 @@ def evaluate_checkpoint(
         "step": ckpt.step,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if condition is not None:  # the NLL is conditional: -log p(x | class)
+        report["condition"] = condition.as_dict()
     if res.parts is not None:  # a model of parts (multiscale): each part's share
         report["parts"] = res.parts
     with all_or_none([]) as written:
@@ -154,7 +159,7 @@ def _write_report(
     done.append(files["histogram"])
     detail = dict(report)
     for key, idx in picks.items():
-        images = torch.stack([data[int(i)] for i in idx])  # (count, C, H, W)
+        images = torch.stack([data.image(int(i)) for i in idx])  # (count, C, H, W)
         scale = grid_scale(tuple(images.shape[-2:]))
         done.append(save_grid(images, data.levels, files[key], nrow=count, scale=scale))
         detail[key] = [{"index": int(i), "nll_nats": float(nll[i])} for i in idx]

@@ -50,6 +50,12 @@ def complete_command(
     method: str | None = options.METHOD,
     zoom: int | None = options.ZOOM,
     device: str = options.DEVICE,
+    classes: str | None = typer.Option(
+        None,
+        "--class",
+        help="Class-conditional models: the class to complete under (a number or a name); "
+        "needed, since image files carry no class.",
+    ),
 ) -> None:
     if checkpoint is None and images and _names_a_checkpoint(images[0]):
         checkpoint, images = images[0], images[1:]
@@ -69,6 +75,7 @@ def complete_command(
             progress=progress,
             note=lambda line: console.print(f"note: {line}", soft_wrap=True),
             zoom=zoom,
+            classes=classes,
         )
     for r in results:
         done = f"{r.image}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"

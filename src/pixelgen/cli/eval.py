@@ -77,6 +77,12 @@ def eval_command(
     console.print(
         f"[bold]{head}[/]  ({tail}; {report['split']} split, {report['num_images']} images)"
     )
+    if "condition" in report:
+        c = report["condition"]
+        console.print(
+            f"  conditional: -log p(image | class), each image scored given its own class "
+            f"({c['classes']} classes)"
+        )
     for part, r in report.get("parts", {}).items():
         console.print(
             f"  {part} part: {r['nll_nats']:.3f} nats/image ({r['bits_per_dim']:.4f} bits/dim "

@@ -71,8 +71,12 @@ def export_command(
     )
     if report.format != "safetensors":
         c, h, w = report.channels, report.height, report.width
+        condition = ckpt.condition()
+        classes = (
+            "" if condition is None else f" and their classes (B,) in [0, {condition.classes})"
+        )
         _say(
-            f"input: integer images (B, {c}, {h}, {w}), any batch size B; "
+            f"input: integer images (B, {c}, {h}, {w}){classes}, any batch size B; "
             f"output: logits (B, {report.levels}, {c}, {h}, {w})"
         )
     if report.max_abs_diff is None:

@@ -59,6 +59,12 @@ def sample_command(
     size: str | None = typer.Option(None, help="Image size HxW (default: the training data's)."),
     zoom: int | None = options.ZOOM,
     device: str = options.DEVICE,
+    classes: str | None = typer.Option(
+        None,
+        "--class",
+        help="Class-conditional models: the class to draw (a number or a name), or 'all' for "
+        "-n of every class (default 8), one labelled row per class. Default: the classes in turn.",
+    ),
 ) -> None:
     """Sample images from a trained model into a PNG grid (defaults: the recipe's sample:)."""
     source = open_checkpoint(checkpoint)
@@ -77,12 +83,19 @@ def sample_command(
             out_dir=out_dir,
             progress=progress,
             zoom=zoom,
+            classes=classes,
         )
     s = result.settings
     h, w = s["size"]
+    drawn = s.get("classes")
+    given = ""
+    if drawn == "all":
+        given = f", {s['nrow']} of each class, a row per class"
+    elif drawn is not None:
+        given = f", class {drawn[0]}" if len(set(drawn)) == 1 else ", the classes in turn"
     console.print(
         f"{s['n']} samples {h}x{w} ({s['method']}, seed {s['seed']}, "
-        f"temperature {s['temperature']:g}, {s['device']})"
+        f"temperature {s['temperature']:g}, {s['device']}{given})"
     )
     console.print(f"grid: {result.files[0]} (zoom {s['zoom']}x)", soft_wrap=True)
     if out_dir is not None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConditionError, ConfigError
 
 SPLITS = ("train", "valid", "test")
 
@@ -36,6 +36,8 @@ class ImageSet(Dataset):
         sources: Sequence[str | os.PathLike[str]],
         options: dict[str, Any] | None = None,
         labels: np.ndarray | None = None,
+        class_names: Sequence[str] | None = None,
+        no_labels: str = "",
     ) -> None:
         self.name = name
         self.split = split
@@ -46,9 +48,16 @@ class ImageSet(Dataset):
         self.description = description
         self.sources = [str(s) for s in sources]
         self.options = dict(options or {})
-        # Class labels where the format carries them; only reports use them (the
-        # models are unconditional).
-        self.labels = labels
+        # Class labels (N,) in [0, len(class_names)) where the format carries them: what a
+        # class-conditional model (model.condition: class) is given. ``no_labels`` says
+        # why a set has none, for the one-line error.
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        if self.labels is not None and class_names is None:
+            class_names = [str(k) for k in range(int(self.labels.max(initial=-1)) + 1)]
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.no_labels = no_labels
+        # With ``labelled`` (a conditional model's sets) an item is (image, label).
+        self.labelled = False
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -57,7 +66,12 @@ class ImageSet(Dataset):
     def _image(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, int]:
+        img = self.image(i)
+        return (img, int(self.labels[int(i)])) if self.labelled else img
+
+    def image(self, i: int) -> torch.Tensor:
+        """Image ``i`` as a uint8 tensor ``(C, H, W)``."""
         n = len(self)
         i = int(i)
         if i < 0:
@@ -68,6 +82,25 @@ class ImageSet(Dataset):
         # and callers are free to modify the tensor they get.
         img = np.array(self._image(i), dtype=np.uint8, copy=True)  # (C, H, W)
         return torch.from_numpy(img)
+
+    def with_labels(self, key: str = "model.condition") -> ImageSet:
+        """Make items ``(image, label)``; a set without labels is a one-line
+        ``ConditionError`` naming ``key``, the recipe key that asked for them."""
+        if self.labels is None:
+            why = f" ({self.no_labels})" if self.no_labels else ""
+            raise ConditionError(
+                f"{key}: class needs class labels, but {self.name} {self.split} has none{why}"
+            )
+        self.labelled = True
+        return self
+
+    def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images ``(B, C, H, W)`` uint8 and, for a labelled set, their labels ``(B,)``."""
+        idx = [int(i) for i in indices]
+        images = torch.stack([self.image(i) for i in idx])
+        if not self.labelled:
+            return images, None
+        return images, torch.from_numpy(self.labels[idx])
 
     def set_epoch(self, epoch: int) -> None:
         """Tell the set which epoch is starting (only dynamic binarization uses it)."""
@@ -88,6 +121,7 @@ class ImageSet(Dataset):
             "description": self.description,
             "sources": list(self.sources),
             "options": dict(self.options),
+            "classes": None if self.class_names is None else list(self.class_names),
         }
 
     def __repr__(self) -> str:

@@ -124,7 +124,14 @@ def _open(split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
         sources=[source],
         options=opts,
         labels=None if labels is None else labels[rows.start : rows.stop],
+        class_names=None if labels is None else CLASS_NAMES,
+        no_labels="its batches carry no labels",
     )
+
+
+CLASS_NAMES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
 
 
 DATASETS = {

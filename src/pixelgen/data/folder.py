@@ -3,7 +3,12 @@ grayscale or RGB and to one size (centre crop + Lanczos resize).
 
 Splits: `train/`, `valid/` (or `val/`, `validation/`) and `test/` subfolders when
 the folder has them; otherwise every image goes to train/valid/test 90/5/5 by a
-hash of its relative path, which is deterministic and stable when files are added."""
+hash of its relative path, which is deterministic and stable when files are added.
+
+Classes (for ``model.condition: class``): one subfolder per class, directly under the
+folder or under each split subfolder (``train/cat/*.png``); the class names are those
+subfolders' names over every split, sorted, so all splits agree on the labels. A folder
+with images outside such subfolders has no labels."""
 
 from __future__ import annotations
 
@@ -58,6 +63,28 @@ def _split_files(root: Path, split: str) -> tuple[list[Path], str, list[Path]]:
     return files, "90/5/5 split by path hash", every
 
 
+def _classes(
+    files: list[Path], every: list[Path], base: Path
+) -> tuple[list | None, list | None, str]:
+    """``(labels of files, class names, why there are none)``: the first folder below the
+    split folder (or below ``base``) names an image's class."""
+
+    split_names = {n for names in SPLIT_DIRS.values() for n in names}
+    by_split = any((base / n).is_dir() for n in split_names)  # as _split_files decides
+
+    def top(f: Path) -> str | None:
+        parts = f.relative_to(base).parts[1 if by_split else 0 :]
+        return parts[0] if len(parts) > 1 else None
+
+    loose = next((f for f in every if top(f) is None), None)
+    if loose is not None:
+        where = loose.relative_to(base).as_posix()
+        return None, None, f"{where} is in no class subfolder (one subfolder per class)"
+    names = sorted({top(f) for f in every})
+    index = {name: k for k, name in enumerate(names)}
+    return [index[top(f)] for f in files], names, ""
+
+
 def _open(split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
     if root is None:
         raise ConfigError("data set 'folder' needs data.root: the folder holding the images")
@@ -72,6 +99,7 @@ def _open(split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
             f"no images for split {split!r} in {base} ({how}, {len(every)} images in all); "
             "add images or use train/ valid/ test/ subfolders"
         )
+    labels, class_names, no_labels = _classes(files, every, base)
     channels = opts["channels"]
     size = opts["image_size"]
     size_note = ""
@@ -98,6 +126,9 @@ def _open(split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
         description=desc,
         sources=[base],
         options={**opts, "image_size": list(size)},
+        labels=labels,
+        class_names=class_names,
+        no_labels=no_labels,
     )
 
 

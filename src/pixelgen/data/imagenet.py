@@ -92,6 +92,17 @@ class NpzImageSet(ImageSet):
         return row.reshape(3, self.height, self.width)
 
 
+def _npz_labels(files: list[Path]) -> np.ndarray | None:
+    """The batches' ``labels`` (published 1..1000) as 0..999, or None where one lacks them."""
+    out = []
+    for f in files:
+        try:
+            out.append(np.asarray(inspect_member(f, "labels").load(), dtype=np.int64).reshape(-1))
+        except DataError:
+            return None
+    return np.concatenate(out) - 1
+
+
 def _open_npz(files: list[Path], side: int) -> list[NpzMember]:
     members = []
     for f in files:
@@ -150,6 +161,10 @@ def _opener(side: int):
         meta: dict[str, Any] = dict(
             name=name, split=split, channels=3, height=side, width=side, levels=256, options=opts
         )
+        if form != "npz":  # the paper's PNGs are published without their classes
+            meta["no_labels"] = (
+                "the paper's PNG form is published without labels; the npz form has them"
+            )
         conform = Conform(channels=3, height=side, width=side, resize=False)
         if form == "png-folder":
             files = sorted(where.rglob("*.png"))
@@ -167,7 +182,14 @@ def _opener(side: int):
                 f"Chrabaszcz et al. 2017 npz batches ({len(where)} file(s); a different resize "
                 "from the paper's PNGs, numbers not comparable)"
             )
-            ds = NpzImageSet(members, sources=where, description="", **meta)
+            labels = _npz_labels(where)
+            ds = NpzImageSet(
+                members, sources=where, description="", labels=labels,
+                class_names=None if labels is None else [str(k) for k in range(1000)],
+                no_labels="its npz batches carry no 'labels' array", **meta,
+            )  # fmt: skip
+            if labels is not None and len(labels) != len(ds):
+                raise DataError(f"{where[0].parent}: {len(labels)} labels for {len(ds)} images")
         ds.description = (
             f"{name} {split}: {len(ds)} images 3x{side}x{side}, 256 levels, {desc}{note}"
         )

@@ -20,6 +20,15 @@ from .idx import read_idx
 from .options import Option, choice, non_negative_int
 from .standard import open_standard
 
+# The published class names, in label order.
+CLASS_NAMES = {
+    "mnist": [str(k) for k in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+}  # fmt: skip
+
 _SUBDIRS = {
     "mnist": ("mnist", "MNIST", "MNIST/raw"),
     "fashion_mnist": ("fashion_mnist", "fashion-mnist", "FashionMNIST", "FashionMNIST/raw"),
@@ -104,6 +113,8 @@ def _open(dataset: str, split: str, root: str | None, opts: dict[str, Any]) -> I
         sources=[p for p in (images_path, labels_path) if p is not None],
         options=opts,
         labels=None if labels is None else labels[rows.start : rows.stop],
+        class_names=None if labels is None else CLASS_NAMES[family],
+        no_labels=f"no {'t10k' if split == 'test' else 'train'}-labels file beside {images_path}",
         rows=rows,
     )
     shape = f"{len(rows)} images 1x{h}x{w}"

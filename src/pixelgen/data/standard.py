@@ -76,4 +76,6 @@ def open_standard(split: str, root: str | None, opts: dict) -> ImageSet:
         sources=[path],
         options=opts,
         labels=None,
+        no_labels="the standard binarization (Larochelle & Murray 2011) is published without "
+        "labels; data.binarize: static or dynamic draws from MNIST, labels included",
     )

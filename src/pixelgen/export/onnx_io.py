@@ -7,7 +7,8 @@ Needs the optional extra ``pixelgen[onnx]`` (onnx + onnxruntime). The graph is w
 the TorchScript-based exporter (``dynamo=False``): the torch.export-based one needs the
 extra package onnxscript and gains nothing for these fixed-size graphs. The pixelgen
 description and a digest of the initializers (the weights) are stored in
-``metadata_props``, so a corrupted file is refused rather than run.
+``metadata_props``, so a corrupted file is refused rather than run. A class-conditional
+model's graph has a second input ``classes`` (int64, ``(batch,)``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from ..errors import ExportError
 from ..io import atomic_write
 from ..text import first_line
 from .metadata import check_digest, describe, read_description, tensors_sha256
+from .verify import example_classes
 
 # The newest opset the TorchScript-based exporter writes (onnxruntime >= 1.17 runs it).
 OPSET = 20
-INPUT, OUTPUT = "images", "logits"
+INPUT, OUTPUT, CLASSES = "images", "logits", "classes"
 
 
 def require_onnx() -> tuple[Any, Any]:
@@ -56,6 +58,11 @@ def write_onnx(
     example = torch.randint(
         0, model.levels, (3, model.channels, height, width), generator=generator
     )  # (B, C, H, W) int64
+    classes = example_classes(model, len(example))  # (B,) int64, or None
+    inputs, names = (
+        ((example,), [INPUT]) if classes is None else ((example, classes), [INPUT, CLASSES])
+    )
+    axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}, CLASSES: {0: "batch"}}
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The legacy exporter announces its deprecation, and that it cannot constant-fold
@@ -63,13 +70,13 @@ def write_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (example,),
+            inputs,
             buffer,
             dynamo=False,
             opset_version=OPSET,
-            input_names=[INPUT],
+            input_names=names,
             output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            dynamic_axes={k: v for k, v in axes.items() if k in (*names, OUTPUT)},
         )
     proto = onnx.load_from_string(buffer.getvalue())
     meta = describe(ckpt, "onnx", height=height, width=width)
@@ -79,6 +86,7 @@ def write_onnx(
         f"pixelgen {ckpt.model_name}: int64 images (batch, {model.channels}, {height}, {width}) "
         f"in [0, {model.levels}) -> logits (batch, {model.levels}, {model.channels}, {height}, "
         f"{width})"
+        + ("" if classes is None else f"; classes: int64 (batch,) in [0, {model.cond_channels})")
     )
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -94,9 +102,12 @@ class OnnxProgram:
     def __init__(self, session: Any) -> None:
         self.session = session
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, L, C, H, W)
-        images = x.detach().to("cpu", torch.int64).numpy()
-        (logits,) = self.session.run([OUTPUT], {INPUT: images})
+    def __call__(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` (and a class-conditional model's classes ``(B,)``) -> logits."""
+        feed = {INPUT: x.detach().to("cpu", torch.int64).numpy()}
+        if classes is not None:
+            feed[CLASSES] = torch.as_tensor(classes).to("cpu", torch.int64).numpy()
+        (logits,) = self.session.run([OUTPUT], feed)
         return torch.from_numpy(logits)
 
 

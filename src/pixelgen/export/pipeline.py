@@ -20,7 +20,7 @@ from .onnx_io import require_onnx, write_onnx
 from .program import check_format, load_exported
 from .safetensors_io import write_safetensors
 from .torchscript_io import write_torchscript
-from .verify import dataset_images, max_abs_diff, random_images
+from .verify import dataset_images, example_classes, max_abs_diff, random_images
 
 BOUNDS = {"safetensors": 1e-4, "torchscript": 1e-4, "onnx": 1e-3}
 WRITERS = {"safetensors": write_safetensors, "torchscript": write_torchscript, "onnx": write_onnx}
@@ -117,7 +117,8 @@ def export_checkpoint(
     if not verify:
         return report
     try:
-        diff = max_abs_diff(model, load_exported(out, fmt), images)
+        classes = example_classes(model, len(images))
+        diff = max_abs_diff(model, load_exported(out, fmt), images, classes)
     except Exception as exc:
         out.unlink(missing_ok=True)
         raise ExportError(

@@ -1,6 +1,8 @@
 """Load any export back as one kind of object: a callable from an integer batch
 ``(B, C, H, W)`` to logits ``(B, levels, C, H, W)`` (torch tensors in and out) plus the
-description the file carries. ``export_checkpoint`` verifies every export through this."""
+description the file carries. A class-conditional model's export takes the classes
+``(B,)`` (int64) as a second input. ``export_checkpoint`` verifies every export through
+this."""
 
 from __future__ import annotations
 
@@ -33,11 +35,12 @@ class ExportedProgram:
     format: str
     path: Path
     info: dict[str, Any]
-    run: Callable[[torch.Tensor], torch.Tensor]
+    run: Callable[..., torch.Tensor]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, L, C, H, W)
+    def __call__(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` (and a conditional model's classes ``(B,)``) -> logits."""
         with torch.no_grad():
-            return self.run(x)
+            return self.run(x) if classes is None else self.run(x, classes)
 
 
 def format_of(path: str | Path) -> str:

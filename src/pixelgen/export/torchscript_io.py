@@ -9,7 +9,8 @@ A small scripted shell around the trace refuses an input of any other shape with
 message (an unrolled recurrence would otherwise give wrong logits or an obscure error)
 and carries ``model_name``, ``channels``, ``height``, ``width`` and ``levels`` as
 attributes; the full description (hyperparameters, data, versions) is the JSON extra file
-``pixelgen.json``.
+``pixelgen.json``. A class-conditional model's program takes the classes as a second input,
+``program(images, classes)`` with ``classes`` int64 ``(B,)``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..errors import ExportError
 from ..io import atomic_write
 from ..text import first_line
 from .metadata import describe, read_description
+from .verify import example_classes
 
 EXTRA_FILE = "pixelgen.json"
 
@@ -70,6 +72,29 @@ class FixedSizeProgram(nn.Module):
         return self.net(x)
 
 
+class ConditionalProgram(FixedSizeProgram):
+    """``FixedSizeProgram`` of a class-conditional model: ``(images, classes (B,))``."""
+
+    def forward(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dim() != 4
+            or x.size(1) != self.channels
+            or x.size(2) != self.height
+            or (x.size(3) != self.width)
+            or classes.dim() != 1
+            or classes.size(0) != x.size(0)
+        ):
+            raise ValueError(
+                "this pixelgen program takes integer images "
+                + self.expected
+                + " and their classes (B,), got "
+                + str(x.shape)
+                + " and "
+                + str(classes.shape)
+            )
+        return self.net(x, classes)
+
+
 def build_program(model: nn.Module, *, height: int, width: int) -> torch.jit.ScriptModule:
     """Trace ``model`` for ``height`` x ``width`` images and wrap it in the shape check."""
     generator = torch.Generator().manual_seed(0)
@@ -77,12 +102,15 @@ def build_program(model: nn.Module, *, height: int, width: int) -> torch.jit.Scr
     example = torch.randint(
         0, model.levels, (3, model.channels, height, width), generator=generator
     )  # (B, C, H, W) int64
+    classes = example_classes(model, len(example))  # (B,) or None
+    inputs = (example,) if classes is None else (example, classes)
+    shell = FixedSizeProgram if classes is None else ConditionalProgram
     # A copy without gradients: the program is for inference, its outputs need no graph.
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     with _quiet_jit(), torch.no_grad():
-        traced = torch.jit.trace(frozen, example, check_trace=False)
+        traced = torch.jit.trace(frozen, inputs, check_trace=False)
         return torch.jit.script(
-            FixedSizeProgram(
+            shell(
                 traced,
                 model_name=model.model_name,
                 channels=model.channels,
@@ -103,6 +131,8 @@ def write_torchscript(
     meta = describe(ckpt, "torchscript", height=height, width=width)
     c, levels = model.channels, model.levels
     meta["input"] = f"integer tensor (B, {c}, {height}, {width}), values in [0, {levels})"
+    if getattr(model, "cond_channels", 0):
+        meta["input"] += f"; classes: integer tensor (B,), values in [0, {model.cond_channels})"
     meta["output"] = f"float32 logits (B, {levels}, {c}, {height}, {width})"
     extra = {EXTRA_FILE: json.dumps(meta, indent=1)}
     with _quiet_jit():

@@ -51,21 +51,36 @@ def dataset_images(
     return batch, f"test split of {data.name}"
 
 
+def example_classes(model: torch.nn.Module, n: int) -> torch.Tensor | None:
+    """A class-conditional model's condition for ``n`` checked images: the classes in turn
+    ``(n,)`` int64 (every class is as valid a check as another); None when unconditional."""
+    classes = int(getattr(model, "cond_channels", 0) or 0)
+    return torch.arange(n) % classes if classes else None
+
+
 def random_images(model: torch.nn.Module, n: int, height: int, width: int) -> torch.Tensor:
     """``(n, C, H, W)`` int64 images uniform over the model's levels, the same every call."""
     generator = torch.Generator().manual_seed(1234)
     return torch.randint(0, model.levels, (n, model.channels, height, width), generator=generator)
 
 
-def max_abs_diff(reference: torch.nn.Module, program: Any, images: torch.Tensor) -> float:
+def max_abs_diff(
+    reference: torch.nn.Module,
+    program: Any,
+    images: torch.Tensor,
+    classes: torch.Tensor | None = None,
+) -> float:
     """Largest ``|logit difference|`` over ``images`` and, separately, its first image (a
-    batch size other than the one traced: a program with the batch baked in fails here).
+    batch size other than the one traced: a program with the batch baked in fails here);
+    a conditional model's ``classes`` ``(B,)`` go to both as the second input.
     ``inf`` for a shape mismatch or a non-finite logit."""
     worst = 0.0
     with torch.no_grad():
-        for x in (images, images[:1]):
-            want = reference(x)  # (B, L, C, H, W)
-            got = torch.as_tensor(program(x)).to(want.dtype)
+        for k in (len(images), 1):
+            x = images[:k]
+            args = (x,) if classes is None else (x, classes[:k])
+            want = reference(*args)  # (B, L, C, H, W)
+            got = torch.as_tensor(program(*args)).to(want.dtype)
             if got.shape != want.shape or not bool(torch.isfinite(got).all()):
                 return float("inf")
             worst = max(worst, float((got - want).abs().max()))

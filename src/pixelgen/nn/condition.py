@@ -64,11 +64,13 @@ def as_map(
     """A condition as the ``(batch, c, h, w)`` float map the layers read, ``h, w`` either
     ``size`` or 1. Integer labels ``(B,)`` become one-hot ``(B, c, 1, 1)``; a batch of one
     is broadcast to ``batch``. Anything else is a one-line ``ConditionError``."""
-    cond = torch.as_tensor(cond)
+    if not isinstance(cond, torch.Tensor):
+        cond = torch.as_tensor(cond)
     if not cond.is_floating_point() and cond.dim() <= 1:
         cond = _one_hot(cond.reshape(-1), channels, dtype)  # (B, c, 1, 1)
     shape = tuple(cond.shape)
-    fits = (
+    # Checked before tracing (export verifies its inputs), not inside the traced program.
+    fits = torch.jit.is_tracing() or (
         cond.dim() == 4
         and shape[0] in (1, batch)
         and shape[1] == channels

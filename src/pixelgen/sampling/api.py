@@ -15,11 +15,13 @@ import torch
 from PIL import Image
 
 from ..checkpoint import Checkpoint
+from ..conditioning import ConditionInfo, parse_class
 from ..config import SampleConfig
 from ..devices import parse_device
-from ..errors import ConfigError, ImageError
+from ..errors import ConditionError, ConfigError, ImageError
 from ..images import (
     check_writable,
+    class_grid,
     completion_grid,
     grid_scale,
     grid_shape,
@@ -42,6 +44,7 @@ class Source:
     note: str | None  # what was chosen, when the argument did not name it outright
     size: tuple[int, int]  # (H, W) the model was trained on
     defaults: SampleConfig  # the recipe's ``sample`` section
+    condition: ConditionInfo | None = None  # a conditional model's condition
 
 
 @dataclass
@@ -67,7 +70,7 @@ def open_checkpoint(spec: str | Path | None) -> Source:
 
     ckpt, note = open_spec(spec)
     size = ckpt.image_size(default=(28, 28))
-    return Source(ckpt, Path(ckpt.path), note, size, ckpt.section("sample"))
+    return Source(ckpt, Path(ckpt.path), note, size, ckpt.section("sample"), ckpt.condition())
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -97,13 +100,19 @@ def generate_samples(
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
     zoom: int | None = None,
+    classes: str | int | None = None,
 ) -> Samples:
     """Sample a batch from ``source``; write a grid to ``out`` and, with ``out_dir``, each
     image as ``sample_<k>.png`` (at its own size). The grid enlarges each image ``zoom``
     times (default: ``grid_scale``, at least 112 pixels). Unset options come from the
-    recipe's ``sample`` section."""
+    recipe's ``sample`` section.
+
+    ``classes`` (a class-conditional model): a class by number or name draws ``n`` of
+    it; ``"all"`` draws ``n`` of every class (default 8), a labelled grid with one row per
+    class; None draws the classes in turn. On an unconditional model it is an error."""
+    labels, n = _sample_classes(source, classes, n)
     settings = {
-        "n": int(_setting(n, source, "n")),
+        "n": int(_setting(n, source, "n")) if labels is None else len(labels),
         "size": size or source.size,
         "seed": int(_setting(seed, source, "seed")),
         "temperature": float(_setting(temperature, source, "temperature")),
@@ -111,6 +120,8 @@ def generate_samples(
         "nrow": _setting(nrow, source, "nrow"),
     }
     n_images = settings["n"]
+    if classes == "all":  # one row per class
+        settings["nrow"] = n_images // source.condition.classes
     ncol = settings["nrow"] or math.ceil(math.sqrt(n_images))
     settings["zoom"] = _zoom(zoom, settings["size"], n_images, ncol)
     if out is not None:  # checked before the sampling work, not after it
@@ -127,11 +138,18 @@ def generate_samples(
         temperature=settings["temperature"],
         method=settings["method"],
         progress=progress,
+        cond=labels,
     ).cpu()
+    if labels is not None:
+        settings["classes"] = "all" if classes == "all" else labels.tolist()
     result = Samples(images, model.levels, settings)
     levels, scale = model.levels, settings["zoom"]
     with all_or_none(result.files):
-        if out is not None:
+        if out is not None and classes == "all":
+            names = list(source.condition.names)
+            rows = images.view(len(names), -1, *images.shape[1:])  # (K, n, C, H, W)
+            result.files.append(class_grid(rows, levels, names, out, scale=scale))
+        elif out is not None:
             result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
         if out_dir is not None:
             digits = len(str(len(images)))
@@ -139,6 +157,39 @@ def generate_samples(
                 path = Path(out_dir) / f"sample_{k:0{digits}d}.png"
                 result.files.append(save_image(image, levels, path))
     return result
+
+
+def _sample_classes(source: Source, classes, n: int | None) -> tuple[torch.Tensor | None, int]:
+    """``(labels (N,) or None, n)`` for ``generate_samples``' ``classes`` option."""
+    info = source.condition
+    if classes is None:
+        if info is None:
+            return None, n
+        total = int(_setting(n, source, "n"))
+        return torch.arange(total) % info.classes, total  # the classes in turn
+    if str(classes).strip().lower() == "all":
+        if info is None:
+            parse_class("all", info)  # the error for an unconditional model
+        per = 8 if n is None else n
+        return torch.arange(info.classes).repeat_interleave(per), per
+    label = parse_class(classes, info)
+    total = int(_setting(n, source, "n"))
+    return torch.full((total,), label), total
+
+
+def _complete_class(source: Source, classes) -> torch.Tensor | None:
+    """The label ``(1,)`` completions are drawn under, or None for an unconditional model.
+    Image files carry no class, so a class-conditional model needs ``--class``."""
+    info = source.condition
+    if classes is not None:
+        return torch.tensor([parse_class(classes, info)])
+    if info is None:
+        return None
+    shown = ", ".join(info.names[:10]) + (", ..." if info.classes > 10 else "")
+    raise ConditionError(
+        "--class: this model is class-conditional and image files carry no class; "
+        f"give the class to complete under (0..{info.classes - 1} or a name: {shown})"
+    )
 
 
 def complete_images(
@@ -155,6 +206,7 @@ def complete_images(
     progress: Progress | None = None,
     note: Callable[[str], None] | None = None,
     zoom: int | None = None,
+    classes: str | int | None = None,
 ) -> list[Completion]:
     """Complete every image ``samples`` times with the part ``occlude`` names hidden.
 
@@ -162,7 +214,10 @@ def complete_images(
     completions run as one batch. Writes ``<stem>_grid.png`` (a caption row, then original
     | occluded view | completions, each enlarged ``zoom`` times, by default ``grid_scale``)
     and ``<stem>_<k>.png`` per completion (at its own size) into ``out_dir``.
+    ``classes``: the class to complete under, for a class-conditional model (needed: image
+    files carry no class); on an unconditional model it is an error.
     """
+    label = _complete_class(source, classes)
     if samples < 1:
         raise ConfigError(f"--samples: must be >= 1, got {samples}")
     if not images:
@@ -189,6 +244,7 @@ def complete_images(
         temperature=float(_setting(temperature, source, "temperature")),
         method=_setting(method, source, "method"),
         progress=progress,
+        cond=label,
     ).cpu()
     filled = filled.view(len(inputs), samples, *filled.shape[1:])  # (N, K, C, H, W)
     out_dir, levels, results = Path(out_dir), model.levels, []

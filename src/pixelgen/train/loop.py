@@ -109,6 +109,8 @@ def sample_grid(s: Session) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     was_training = model.training
     model.eval()
+    # A class-conditional model draws the classes in turn: 0, 1, ..., 0, 1, ...
+    cond = None if s.condition is None else torch.arange(cfg.n) % s.condition.classes
     with torch.no_grad():
         x = model.sample(
             cfg.n,
@@ -116,6 +118,7 @@ def sample_grid(s: Session) -> None:
             generator=gen,
             temperature=cfg.temperature,
             method=cfg.method,
+            **({} if cond is None else {"cond": cond}),
         )
     model.train(was_training)
     out = s.run_dir / "samples" / f"step_{s.step:06d}.png"

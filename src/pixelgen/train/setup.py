@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .. import checkpoint as ck
+from .. import conditioning
 from ..config import Recipe, dump_recipe, recipe_to_dict
 from ..data import load_split
 from ..distributed import Dist, init_distributed
@@ -52,6 +53,7 @@ class Session:
     resumed_from: Path | None = None
     signals: StopSignals = field(default_factory=StopSignals)
     lock: RunLock | None = None  # rank 0's hold on the run directory
+    condition: conditioning.ConditionInfo | None = None  # None: an unconditional model
 
     @property
     def last_path(self) -> Path:
@@ -115,11 +117,15 @@ def _build(recipe, where, resume_from, dist, device, autocast, owns_group) -> Se
         opts.pop("download", None)  # fetched by rank 0 above
     train_set = load_split(d.name, "train", root=d.root, **opts)
     valid_set = load_split(d.name, "valid", root=d.root, **opts)
+    condition = conditioning.for_data(recipe.model.condition, train_set)
+    conditioning.label_data(condition, valid_set)
+    cond = {} if condition is None else {"cond_channels": condition.channels}
     torch.manual_seed(t.seed)
     model = create_model(
         recipe.model.name,
         channels=train_set.channels,
         levels=train_set.levels,
+        **cond,
         **recipe.model.kwargs(),
     ).to(device)
     check_compatible(model, valid_set)
@@ -134,6 +140,7 @@ def _build(recipe, where, resume_from, dist, device, autocast, owns_group) -> Se
         recipe=recipe, run_dir=where, dist=dist, device=device, autocast=autocast,
         train_set=train_set, valid_set=valid_set, model=model, net=model, opt=opt,
         sched=sched, scaler=scaler, total=total, owns_group=owns_group and dist.active,
+        condition=condition,
     )  # fmt: skip
     if resume_from is not None:
         _restore(s, resume_from)
@@ -276,6 +283,9 @@ def _announce(s: Session, log) -> None:
     procs = f" x {s.dist.world_size} processes" if s.dist.active else ""
     log(f"model: {s.recipe.model.name} ({params:,} parameters) on {s.device}{procs}")
     log(f"data: {s.train_set.description}")
+    if s.condition is not None:
+        names = ", ".join(s.condition.names[:10]) + (", ..." if s.condition.classes > 10 else "")
+        log(f"condition: class ({s.condition.classes} classes: {names})")
     if s.resumed_from is not None:
         seen = s.step * s.recipe.train.batch_size
         log(

@@ -21,29 +21,35 @@ def batch_indices(step: int, num_images: int, batch: int, seed: int) -> tuple[to
     return perm[k * batch : (k + 1) * batch], epoch
 
 
-def next_batch(s: Session) -> torch.Tensor:
-    """This process's share ``(b, C, H, W)`` of the global batch of step ``s.step``."""
+def next_batch(s: Session) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """This process's share ``(b, C, H, W)`` of the global batch of step ``s.step``; for a
+    conditional model with its labels ``(b,)``: ``(images, labels)``."""
     t = s.recipe.train
     idx, epoch = batch_indices(s.step, len(s.train_set), t.batch_size, t.seed)
     s.train_set.set_epoch(epoch)
     share = t.batch_size // s.dist.world_size
     local = idx[s.dist.rank * share : (s.dist.rank + 1) * share]
-    return torch.stack([s.train_set[int(i)] for i in local]).to(s.device, torch.long)
+    x, labels = s.train_set.batch(local)
+    x = x.to(s.device, torch.long)
+    return x if labels is None else (x, labels.to(s.device))
 
 
-def train_step(s: Session, x: torch.Tensor) -> float:
-    """One optimizer step on ``x``; returns the global batch's mean NLL (nats) and
-    advances ``s.step``. A non-finite loss raises before any parameter changes."""
+def train_step(s: Session, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> float:
+    """One optimizer step on ``batch`` (images, or images and their condition); returns
+    the global batch's mean NLL (nats) and advances ``s.step``. A non-finite loss raises
+    before any parameter changes."""
     t, dist = s.recipe.train, s.dist
+    x, cond = batch if isinstance(batch, tuple) else (batch, None)
     s.net.train()
     s.opt.zero_grad(set_to_none=True)
     total_nll = torch.zeros((), device=s.device, dtype=torch.float64)
     micro = x.chunk(t.accumulate)
-    for m, xb in enumerate(micro):
+    conds = cond.chunk(t.accumulate) if cond is not None else [None] * len(micro)
+    for m, (xb, cb) in enumerate(zip(micro, conds, strict=True)):
         sync = m == len(micro) - 1 or not dist.active
         with nullcontext() if sync else s.net.no_sync():
             with s.autocast():
-                logits = s.net(xb)  # (b, L, C, H, W)
+                logits = s.net(xb) if cb is None else s.net(xb, cb)  # (b, L, C, H, W)
                 nll = F.cross_entropy(logits.float(), xb, reduction="sum")
             # DDP all-reduces the gradients during the last micro-batch's backward
             with dist.guard("the gradient all-reduce") if sync else nullcontext():
