@@ -166,11 +166,11 @@ def class_grid(
     scale: int = 1,
 ) -> Path:
     """One row per class: ``images`` ``(K, n, C, H, W)``, row ``k`` labelled ``names[k]``
-    in a white column on the left (RGB, PIL's default font)."""
+    in a white column on the left (RGB, PIL's default font, sized to the rows)."""
     k, n = images.shape[:2]
     tiles = [_rgb(_hwc(im)) for im in to_uint8(images.flatten(0, 1), levels)]
     grid = _tile(tiles, n, padding, scale)
-    font = ImageFont.load_default()
+    font = _font(max(10, min(28, images.shape[-2] * scale // 4)))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes = [probe.textbbox((0, 0), name, font=font) for name in names]
     margin = max(b[2] for b in boxes) + 8
@@ -182,6 +182,14 @@ def class_grid(
         centre = (padding + r * row + images.shape[-2] / 2) * scale
         draw.text((margin - box[2] - 4, centre - box[3] / 2), name, fill=(0, 0, 0), font=font)
     return _save(np.asarray(img), path)
+
+
+def _font(size: int):
+    """PIL's default font at ``size`` pixels where Pillow has FreeType, else its bitmap one."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1, or no FreeType
+        return ImageFont.load_default()
 
 
 def _with_caption(grid: np.ndarray, names: list[str], width: int, padding: int, scale: int):
