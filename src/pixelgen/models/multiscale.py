@@ -61,7 +61,8 @@ class MultiScalePixelRNN(nn.Module):
     single model's name and hyperparameters (``registry.ModelSpec``; their channels and
     levels are the data's). The large part is built conditional on ``condition_maps`` (c)
     maps, which the upsampling network of width ``upsample_hidden`` makes from the small
-    image."""
+    image. ``cond_channels`` (what ``model.condition`` sets) must stay 0: the model takes no
+    outside condition."""
 
     composite = True  # built from other registered models (``registry``)
 
@@ -75,8 +76,15 @@ class MultiScalePixelRNN(nn.Module):
         large: ModelSpec,
         condition_maps: int = 16,
         upsample_hidden: int = 32,
+        cond_channels: int = 0,
     ) -> None:
         super().__init__()
+        if cond_channels:  # the one outside condition there is: model.condition (a class)
+            raise ConditionError(
+                "model.condition: the multiscale model takes no outside condition (its large "
+                "part is conditioned on the small image); a class-conditional multi-scale model "
+                "is not supported"
+            )
         self.channels, self.levels, self.factor = channels, levels, factor
         self.cond_channels = 0  # takes no condition from outside: its own is the small image
         fmt = dict(channels=channels, levels=levels)

@@ -82,7 +82,11 @@ def as_map(
             f"condition of shape {shape} does not fit {batch} image(s) of {size[0]}x{size[1]}: "
             f"expected class labels ({batch},) or a map ({batch}, {channels}, H or 1, W or 1)"
         )
-    return cond.to(dtype).expand(batch, -1, -1, -1)
+    cond = cond.to(dtype)
+    # A map with the batch's size is used as it is, and so is any map in a traced program
+    # (the layers' sums broadcast it): an expand would bake the traced batch into an
+    # exported program (ONNX), which then refuses any other batch size.
+    return cond if torch.jit.is_tracing() or shape[0] == batch else cond.expand(batch, -1, -1, -1)
 
 
 def _one_hot(labels: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
