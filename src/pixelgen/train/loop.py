@@ -91,6 +91,8 @@ def validate(s: Session) -> bool:
         "bits_per_dim": res.bits_per_dim,
         "num_images": res.num_images,
     }
+    if res.parts is not None:  # a model of parts (multiscale): each part's NLL in nats
+        record["parts"] = {k: v["nll_nats"] for k, v in res.parts.items()}
     metrics.append(s.run_dir, record)
     best = s.best is None or res.nll_nats < s.best
     if best:
