@@ -11,9 +11,8 @@ on the same threads, then scored on the test set. Two sets:
 
 Each model trains with Adam at 1e-3 (constant, like the quick recipes, because a budget
 has no known end for a schedule), batch 16, from ``quick_pixelcnn`` with the model
-swapped in; SIGINT ends it at the budget (which saves ``last.pt``), and ``pixelgen eval``
-scores that checkpoint. The budget is wall-clock time from the first step (start-up and
-data loading excluded): run it on an otherwise idle machine.
+swapped in, for the budget of ``scripts/budget.py``: wall-clock time from the first step,
+start-up and data loading excluded. Run it on an otherwise idle machine.
 Writes ``ablation.json`` and prints the Markdown table.
 """
 
@@ -22,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from budget import score, train
 
 # (label, model name, hyperparameters): about 65k parameters each on 1x28x28 binary data.
 ABLATION = [
@@ -49,46 +46,10 @@ PAPER = [
 SETS = {"ablation": ABLATION, "paper": PAPER}
 
 
-def pixelgen(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pixelgen", *args]
-
-
-def train(run: Path, name: str, hparams: dict, seconds: float, env: dict) -> float:
-    """Train until ``seconds`` have passed; returns the seconds it ran."""
-    sets = {
-        "model.name": name,
-        **{f"model.{k}": str(v).lower() for k, v in hparams.items()},
-        "train.max_steps": "100000000",
-        "train.batch_size": "16",
-        "train.eval_every": "100000000",  # no validation inside the budget
-        "train.checkpoint_every": "500",
-        "train.log_every": "100",
-    }
-    args = ["train", "quick_pixelcnn", "--no-progress", "--out", str(run)]
-    args += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    proc = subprocess.Popen(pixelgen(*args), env=env)
-    # The budget starts when training does: the run writes recipe.yaml just before its
-    # first step, after the imports and the data loading.
-    while not (run / "recipe.yaml").exists():
-        if proc.poll() is not None:
-            raise SystemExit(f"ablation: training {name} failed ({proc.returncode})")
-        time.sleep(0.05)
-    start = time.perf_counter()
-    try:
-        proc.wait(timeout=seconds)
-        raise SystemExit(f"ablation: training {name} ended by itself ({proc.returncode})")
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # saves last.pt at the end of the current step
-        proc.wait()
-    return time.perf_counter() - start
-
-
-def score(run: Path, test_images: int | None, env: dict) -> dict:
-    out = run / "test.json"
-    args = ["eval", str(run / "checkpoints" / "last.pt"), "--split", "test", "--no-progress"]
-    args += ["--json", str(out)] + (["--max-images", str(test_images)] if test_images else [])
-    subprocess.run(pixelgen(*args), env=env, check=True)
-    return json.loads(out.read_text())
+def model_sets(name: str, hparams: dict) -> list[str]:
+    """The ``--set`` items that swap the model into ``quick_pixelcnn``, batch 16."""
+    items = {f"model.{k}": str(v).lower() for k, v in hparams.items()}
+    return [f"model.name={name}", *(f"{k}={v}" for k, v in items.items()), "train.batch_size=16"]
 
 
 def main() -> None:
@@ -114,8 +75,8 @@ def main() -> None:
             print(f"ablation: skipping {label}: {exc}")
             continue
         params = sum(p.numel() for p in model.parameters())
-        ran = train(run, name, hparams, args.seconds, env)
-        report = score(run, args.test_images, env)
+        ran = train(run, "quick_pixelcnn", model_sets(name, hparams), args.seconds, env)
+        report = score(run, env, args.test_images)
         rows.append({"model": label, "name": name, "hparams": hparams, "parameters": params,
                      "seconds": round(ran), "step": report.get("step"),
                      "images_seen": (report.get("step") or 0) * 16,

@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
+
+from budget import pixelgen, score, train
 
 # (label, recipe, --set items, parameters)
 MODELS = [
@@ -36,39 +35,6 @@ MODELS = [
     ),
     ("Row LSTM (5 layers, h=16)", "quick_rowlstm", ["model.layers=5"]),
 ]
-
-
-def pixelgen(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pixelgen", *args]
-
-
-def train(run: Path, recipe: str, sets: list[str], seconds: float, env: dict) -> float:
-    """Train until ``seconds`` have passed since the first step; returns the seconds it ran."""
-    sets = [*sets, "train.max_steps=100000000", "train.eval_every=100000000"]
-    sets += ["train.checkpoint_every=500", "train.log_every=100"]
-    args = ["train", recipe, "--no-progress", "--out", str(run)]
-    args += [a for s in sets for a in ("--set", s)]
-    proc = subprocess.Popen(pixelgen(*args), env=env)
-    while not (run / "recipe.yaml").exists():  # written just before the first step
-        if proc.poll() is not None:
-            raise SystemExit(f"multiscale_budget: training {recipe} failed ({proc.returncode})")
-        time.sleep(0.05)
-    start = time.perf_counter()
-    try:
-        proc.wait(timeout=seconds)
-        raise SystemExit(f"multiscale_budget: {recipe} ended by itself ({proc.returncode})")
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # saves last.pt at the end of the current step
-        proc.wait()
-    return time.perf_counter() - start
-
-
-def score(run: Path, env: dict) -> dict:
-    out = run / "test.json"
-    ckpt = str(run / "checkpoints" / "last.pt")
-    args = ["eval", ckpt, "--split", "test", "--no-progress", "--json", str(out)]
-    subprocess.run(pixelgen(*args), env=env, check=True)
-    return json.loads(out.read_text())
 
 
 def grid(run: Path, out: Path, env: dict) -> None:
