@@ -158,11 +158,16 @@ class Budget:
         return row
 
 
-def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
+def train_section(
+    quick: bool, threads: int, log, budget: Budget, sizes: tuple[str, ...] = SIZES
+) -> dict:
+    """The training section; ``sizes`` (default: all) picks the recipe sizes, and the
+    layer, memory and MNIST-evaluation parts run only where their sizes are picked."""
     peak_before = matmul_flops(threads)
     log(f"dense matmul: {peak_before / 1e9:.0f} GFLOP/s ({threads} threads)")
     rows = []
-    for size in ("quick",) if quick else SIZES:
+    sizes = ("quick",) if quick else sizes
+    for size in sizes:
         for model, short in MODELS.items():
             recipe = f"{size}_{short}"
             # The quick_* and mnist_* configurations (seconds each) run in ROUNDS
@@ -187,7 +192,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
     layers = []
     for size in ("mnist", "cifar10"):
         for model, short in MODELS.items():
-            if quick or model in ("pixelcnn", "gated_pixelcnn"):  # no recurrent layer
+            if size not in sizes or model in ("pixelcnn", "gated_pixelcnn"):  # none there
                 continue
             spec = {
                 "recipe": f"{size}_{short}",
@@ -205,7 +210,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
                 )
     memory = []
     for model, short in MODELS.items():
-        if quick:
+        if "cifar10" not in sizes:
             break
         for side in (16, 32):
             spec = {
@@ -224,6 +229,8 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         log(f"memory {model}: done")
     evals = []
     for model, short in MODELS.items():
+        if "quick" not in sizes:
+            break
         for impl in ("fast", "reference"):
             # The reference is timed on 1,000 images and scaled to the test set.
             n = 1000 if quick or impl == "reference" else None
@@ -244,7 +251,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         "layers": layers,
         "memory": _memory_rows(memory),
         "mnist_eval": evals,
-        "goals": _goals(rows, evals, quick),
+        "goals": _goals(rows, evals, quick or "cifar10" not in sizes),
     }
 
 
@@ -640,6 +647,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--only", choices=("train", "sampling", "distributed"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="training section: the recipe sizes to time, comma-separated (default: "
+        "quick,mnist,cifar10); the layer, memory and MNIST-evaluation parts follow them",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--budget",
@@ -679,7 +692,11 @@ def main() -> None:
     # Leave the sampling and distributed sections about 4 minutes of the budget.
     budget = Budget(args.budget * 60 - 120 * len(others))
     if args.only in (None, "train"):
-        results["train"] = train_section(args.quick, args.threads, log, budget)
+        sizes = tuple(x for x in args.sizes.split(",") if x)
+        if not set(sizes) <= set(SIZES):
+            parser.error(f"--sizes: each of {', '.join(SIZES)}")
+        results["train"] = train_section(args.quick, args.threads, log, budget, sizes)
+        results["sizes"] = sizes
         for table in train_tables(results["train"]):
             console.print(table)
     for name, key in OPTIONAL:
