@@ -327,7 +327,7 @@ def _diagonal_scan(
     if native.usable(gx, w_ss):
         return tuple(
             native.load().diagonal_forward(
-                gx, w_ss[..., :n], w_ss[..., n:], *plan.lists(), b, plan.padded, save
+                gx.contiguous(), w_ss[..., :n], w_ss[..., n:], *plan.lists(), b, plan.padded, save
             )
         )
     w_above, w_left = w_ss[..., :n], w_ss[..., n:]  # (2, 4h, h) each

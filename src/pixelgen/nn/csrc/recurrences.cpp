@@ -129,15 +129,37 @@ void cell_backward(Rows<const T> dh, Rows<T> dc, Rows<const T> act, Rows<const T
   });
 }
 
-// The gate activations, in place, as one sigmoid over all four blocks of `act`
-// (..., 4n, L), gates on dim -2: σ(o), σ(f), σ(i) and σ(2 g), which cell_state turns into
-// tanh g = 2 σ(2 g) - 1. ATen's tanh measured 4-5 times slower per value than its sigmoid
-// here (65 against 12 µs for 7k floats); the identity is exact up to rounding (1e-16 in
-// double, checked against the Python scans to 1e-10).
-void activate(const at::Tensor& act, int64_t n) {
-  act.narrow(act.dim() - 2, 3 * n, n).mul_(2);
-  act.sigmoid_();
+// The input gates of one step into its activation block, the g block doubled:
+// dst row (d, r) := src row (d, r), times 2 for r >= 3n. With the g rows of the state
+// weights doubled as well (doubled_g), the step's products then leave 2 g in the g block
+// (doubling is exact), ready for activate(). One pass instead of the products' own copy
+// of their input and a separate scaling call.
+template <typename T>
+void load_gates(Rows<const T> src, Rows<T> dst, int64_t D, int64_t n, int64_t len) {
+  for_rows(D, 4 * n, len, [&](int64_t d, int64_t r) {
+    const T* from = src.row(d, r);
+    T* to = dst.row(d, r);
+    if (r < 3 * n) {
+      std::memcpy(to, from, sizeof(T) * len);
+    } else {
+      for (int64_t q = 0; q < len; ++q) to[q] = T(2) * from[q];
+    }
+  });
 }
+
+// A copy of state-to-state weights (..., 4n, K) with the g rows doubled (see load_gates).
+at::Tensor doubled_g(const at::Tensor& w, int64_t n) {
+  auto out = w.clone(at::MemoryFormat::Contiguous);
+  out.narrow(out.dim() - 2, 3 * n, n).mul_(2);
+  return out;
+}
+
+// The gate activations, in place, as one sigmoid over all four blocks of `act`
+// (..., 4n, L) holding [o, f, i, 2 g]: σ(o), σ(f), σ(i) and σ(2 g), which cell_state
+// turns into tanh g = 2 σ(2 g) - 1. ATen's tanh measured 4-5 times slower per value than
+// its sigmoid here (65 against 12 µs for 7k floats); the identity is exact up to rounding
+// (1e-16 in double, checked against the Python scans to 1e-10).
+void activate(const at::Tensor& act) { act.sigmoid_(); }
 
 // ---------------------------------------------------------------- Row LSTM (row_lstm.py)
 
@@ -196,18 +218,19 @@ std::vector<at::Tensor> row_forward(const at::Tensor& gx, const at::Tensor& taps
   auto c = at::empty({rows, n, m}, gx.options());
   auto tc = at::empty({rows, n, m}, gx.options());
   auto col = at::empty({k * n, m}, gx.options());
+  const auto taps2 = doubled_g(taps, n);
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "row_forward", [&] {
     using T = scalar_t;
     for (int64_t i = 0; i < height; ++i) {
       const int64_t t = save ? i : i % 2, prev = save ? i - 1 : (i + 1) % 2;
       auto a = act[t];
-      if (i == 0) {
-        a.copy_(gx[0]);  // the state above row 0 is zero
-      } else {
+      load_gates(rows_of<const T>(gx.data_ptr<T>() + i * four_n * m, 0, m),
+                 rows_of(a.data_ptr<T>(), 0, m), 1, n, m);
+      if (i > 0) {  // the state above row 0 is zero
         im2col(out.data_ptr<T>() + (i - 1) * n * m, col.data_ptr<T>(), n, m, width, k);
-        at::addmm_out(a, gx[i], taps, col);  // state convolution and input gates, fused
+        at::addmm_out(a, a, taps2, col);  // the state convolution, added in place
       }
-      activate(a, n);
+      activate(a);
       const T* cp = i == 0 ? nullptr : c.data_ptr<T>() + prev * n * m;
       auto tc_t = tc[t];
       auto act_rows = rows_of(a.data_ptr<T>(), 0, m);
@@ -274,7 +297,8 @@ std::vector<at::Tensor> diagonal_forward(const at::Tensor& gx, const at::Tensor&
                                          std::vector<int64_t> size, std::vector<int64_t> off,
                                          std::vector<int64_t> base, int64_t b, int64_t padded,
                                          bool save) {
-  TORCH_CHECK(gx.dim() == 3 && gx.size(0) == 2, "diagonal_forward: gx (2, 4n, HW*B)");
+  TORCH_CHECK(gx.dim() == 3 && gx.size(0) == 2 && gx.is_contiguous(),
+              "diagonal_forward: gx (2, 4n, HW*B) contiguous");
   const int64_t four_n = gx.size(1), n = four_n / 4, hwb = gx.size(2);
   const int64_t steps = static_cast<int64_t>(size.size());
   const int64_t widest = *std::max_element(size.begin(), size.end()) * b;
@@ -284,26 +308,26 @@ std::vector<at::Tensor> diagonal_forward(const at::Tensor& gx, const at::Tensor&
   auto c = at::zeros({2, n, pb}, gx.options());
   auto act = at::empty({2 * four_n * span}, gx.options());
   auto tc = at::empty({2 * n * span}, gx.options());
+  const auto above2 = doubled_g(w_above, n), left2 = doubled_g(w_left, n);
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "diagonal_forward", [&] {
     using T = scalar_t;
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t len = size[s] * b, start = save ? off[s] * b : 0;
       auto a = act.narrow(0, 2 * four_n * start, 2 * four_n * len).view({2, four_n, len});
       auto t = tc.narrow(0, 2 * n * start, 2 * n * len).view({2, n, len});
-      auto gx_s = gx.narrow(2, off[s] * b, len);
       const int64_t inner = (base[s] + 1) * b;
       int64_t left = 0;
-      if (s == 0) {
-        a.copy_(gx_s);  // nothing before the first column
-      } else {
+      load_gates(rows_of<const T>(gx.data_ptr<T>() + off[s] * b, four_n * hwb, hwb),
+                 rows_of(a.data_ptr<T>(), four_n * len, len), 2, n, len);
+      if (s > 0) {  // nothing before the first column
         // Rows i - 1 and i of column s - 1: two overlapping windows of its padded slot,
         // read in place (its pad rows hold zeros).
         const int64_t above = (base[s - 1] + lo[s] - lo[s - 1]) * b;
         left = above + b;
-        at::baddbmm_out(a, gx_s, w_above, states.narrow(2, above, len));
-        at::baddbmm_out(a, a, w_left, states.narrow(2, left, len));
+        at::baddbmm_out(a, a, above2, states.narrow(2, above, len));
+        at::baddbmm_out(a, a, left2, states.narrow(2, left, len));
       }
-      activate(a, n);
+      activate(a);
       const T* cp = s == 0 ? nullptr : c.data_ptr<T>() + left;
       auto tc_rows = rows_of(t.data_ptr<T>(), n * len, len);
       cell_state(rows_of(a.data_ptr<T>(), four_n * len, len), rows_of(cp, n * pb, pb),
