@@ -139,3 +139,13 @@ def test_native_gain_and_the_speed_goals():
     assert "| mnist_rowlstm training >= 45% of matmul | 56% | yes |" in text
     assert "| mnist_pixelcnn sampling 16 images <= 8x one forward pass | 8.5x | **no** |" in text
     assert "not measured by make bench | not measured |" in text
+
+
+def test_native_report_gives_rates_and_ratios():
+    import bench_native
+
+    med = {(k, p): t for k in ("train", "eval", "layer_fb", "layer_f", "scan_f", "scan_b")
+           for p, t in (("native", 0.2), ("python", 0.3))}  # fmt: skip
+    line = bench_native.report("mnist_rowlstm", med)
+    assert "train 80.0 vs 53.3 img/s (1.50x)" in line
+    assert "scans forward 200.0 vs 300.0 ms (1.50x)" in line
