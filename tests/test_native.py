@@ -152,3 +152,19 @@ def test_machine_without_compiler_runs_the_python_scans(tmp_path, how):
     assert len(lines) == 1 and "Python ones run" in lines[0], first.stderr  # no traceback
     again = _layer_in_subprocess(env)  # told once: the failure is remembered, not retried
     assert again.returncode == 0 and again.stderr.strip() == ""
+
+
+@needs_native
+@pytest.mark.parametrize("cls", [RowLSTM, DiagonalBiLSTM])
+def test_flop_counter_sees_the_native_products(cls):
+    """``make bench`` counts FLOPs with FlopCounterMode: the same on both paths."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = cls(in_channels=8, hidden=4, colours=1)
+    x = torch.randn(2, 8, 5, 6)
+    counts = []
+    for on in (True, False):
+        with native.forced(on), FlopCounterMode(display=False) as counter:
+            layer(x).sum().backward()
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0

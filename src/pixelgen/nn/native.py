@@ -15,7 +15,8 @@ kept in the cache folder so later processes neither retry nor repeat the notice.
 same within a ``with`` block, for tests and benchmarks.
 
 :func:`usable` decides per call: float32 or float64 tensors on the CPU, not under tracing
-(``pixelgen export`` traces the plain loops). Everything else (bfloat16 under autocast,
+(``pixelgen export`` traces the plain loops) nor ``torch.compile`` (``train.compile``,
+which traces the Python scans as before). Everything else (bfloat16 under autocast,
 CUDA) takes the Python scans.
 """
 
@@ -57,8 +58,8 @@ def enabled() -> bool:
 
 def usable(*tensors: torch.Tensor) -> bool:
     """Whether a scan over ``tensors`` runs natively (see the module docstring)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return False  # tracers and torch.compile see through the Python scans, not C++
     if not all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors):
         return False
     if len({t.dtype for t in tensors}) != 1:
@@ -130,7 +131,8 @@ def _load_or_build() -> ModuleType | None:
             failed.write_text(reason + "\n")
         print(
             "pixelgen: the native recurrences could not be built, so the Python ones run "
-            f"(same results, slower; PIXELGEN_NATIVE=0 skips the build): {reason}",
+            f"(same results, slower; delete {folder} to try again, PIXELGEN_NATIVE=0 to "
+            f"skip the build): {reason}",
             file=sys.stderr,
         )
         return None
