@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench lint format clean
+.PHONY: install native test test-fast demo bench lint format clean
 LINTED := src tests benchmarks scripts
 
 install: $(STAMP)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 	scripts/install_torch.sh $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# Build (or check) the native recurrence scans now rather than at the first training step.
+native: install
+	$(PY) -c "from pixelgen.nn import native; print(native.load() is not None and native.cache_dir())"
 
 test: install
 	$(PY) -m pytest

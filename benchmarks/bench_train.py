@@ -3,8 +3,10 @@
 A configuration is a shipped recipe's model (``quick_*``, ``mnist_*``, ``cifar10_*``) at
 its data set's image format (binarized MNIST 1x28x28 with 2 levels, CIFAR-10 3x32x32 with
 256 levels, or another square size for the memory runs), batch 16, random weights and
-images, run either with the optimized layers of ``pixelgen.nn`` (``fast``) or with the
-plain ones of ``pixelgen.nn.reference`` (``reference``), same weights.
+images, run either with the optimized layers of ``pixelgen.nn`` (``fast``: with the native
+recurrence scans of ``pixelgen/nn/native.py`` where they are built, as the command line
+runs them), the same layers with the Python scans (``python``, ``PIXELGEN_NATIVE=0``), or
+with the plain ones of ``pixelgen.nn.reference`` (``reference``), same weights.
 
 Measured, each in a fresh process (``measure_in_subprocess``) so that peak memory belongs
 to that configuration alone:
@@ -56,7 +58,8 @@ def recipe_format(recipe: str) -> str:
 
 
 def build(recipe: str, impl: str, *, layers: int | None = None) -> torch.nn.Module:
-    """The recipe's model (seed 0) with the ``fast`` or the ``reference`` layers."""
+    """The recipe's model (seed 0) with the ``fast`` (also ``python``: the same layers) or
+    the ``reference`` layers."""
     import pixelgen
     from pixelgen.config import load_recipe
     from pixelgen.nn.reference import reference_model
@@ -183,8 +186,10 @@ def layer_measure(spec: dict) -> dict:
     """One recurrent layer alone, fast against reference, in this process: milliseconds
     of forward + backward (a fixed random upstream gradient) and of a no-grad forward,
     for the recipe's first recurrent layer (``2h`` maps in, ``h`` out) at its image
-    size, batch 16. The two run alternately, step by step, so that both see the same
-    machine; the median of ``steps`` is kept."""
+    size, batch 16; the fast layer also with the Python scans (``py_*``). The three run
+    alternately, step by step, so that all see the same machine; the median of ``steps``
+    is kept."""
+    from pixelgen.nn import native
     from pixelgen.nn.reference import to_reference
 
     torch.set_num_threads(spec["threads"])
@@ -208,12 +213,14 @@ def layer_measure(spec: dict) -> dict:
             layer(x)
         return time.perf_counter() - t
 
+    native_on = native.enabled()  # built (or found) before the timing starts
     times: dict[str, list[float]] = {
-        k: [] for k in ("fast_train", "ref_train", "fast_eval", "ref_eval")
+        f"{name}_{phase}": [] for name in ("fast", "py", "ref") for phase in ("train", "eval")
     }
     for step in range(spec["steps"] + 1):  # the first round warms up
-        for name, layer in (("fast", fast), ("ref", ref)):
-            train, ev = train_step(layer), eval_step(layer)
+        for name, layer in (("fast", fast), ("py", fast), ("ref", ref)):
+            with native.forced(name == "fast"):
+                train, ev = train_step(layer), eval_step(layer)
             if step:
                 times[f"{name}_train"].append(train)
                 times[f"{name}_eval"].append(ev)
@@ -225,6 +232,7 @@ def layer_measure(spec: dict) -> dict:
         "hidden": fast.hidden,
         "image": f"{side}x{side}x{channels}",
         "in_maps": in_maps,
+        "native": native_on,
     }
 
 
@@ -315,13 +323,17 @@ def main() -> None:
     parser.add_argument("--spec", required=True, help="JSON: recipe, impl, threads, steps")
     spec = json.loads(parser.parse_args().spec)
     task = spec.pop("task", "measure")
+    if spec.get("impl") == "python":  # the fast layers, their Python recurrence scans
+        os.environ["PIXELGEN_NATIVE"] = "0"
     # As the command line does, for both implementations alike.
+    from pixelgen.nn import native
     from pixelgen.runtime import tune_allocator
 
     tuned = tune_allocator()
+    native_on = native.enabled()  # built (or found) here, before any timing
     tasks = {"mnist_eval": mnist_eval, "layer": layer_measure, "measure": measure}
     result = tasks[task](spec)
-    print(json.dumps({**result, "allocator_tuned": tuned}))
+    print(json.dumps({"native": native_on, **result, "allocator_tuned": tuned}))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def train(result: dict) -> str:
     rows = []
     for r in t["rows"]:
         if "error" in r:
-            rows.append([r["recipe"], r["impl"], r["error"], "", "", "", "", ""])
+            rows.append([r["recipe"], r["impl"], r["error"], "", "", "", "", "", ""])
             continue
         speed = ""
         if "train_speedup" in r:
@@ -38,6 +38,9 @@ def train(result: dict) -> str:
                 f"{r['train_speedup']:.2f}× / {r['eval_speedup']:.2f}× "
                 f"(at most {r['train_speedup_bound']:.2f}×)"
             )
+        gain = ""
+        if "native_train_gain" in r:
+            gain = f"{r['native_train_gain']:.2f}× / {r['native_eval_gain']:.2f}×"
         rows.append(
             [
                 r["recipe"],
@@ -48,6 +51,7 @@ def train(result: dict) -> str:
                 f"{r['train_fraction_of_matmul']:.0%}",
                 _mib(r["train_peak_bytes"]),
                 speed,
+                gain,
             ]
         )
     head = [
@@ -59,6 +63,7 @@ def train(result: dict) -> str:
         "% of matmul (train)",
         "peak train memory",
         "speed-up vs reference, train / eval (bound)",
+        "native scans over Python scans, train / eval",
     ]
     peak = t["matmul_flops"]["used"] / 1e9
     return f"Dense float32 matmul in the same run: {peak:.0f} GFLOP/s.\n\n" + _table(head, rows)
@@ -71,9 +76,9 @@ def layers(result: dict) -> str:
             r["layer"],
             r["image"],
             str(r["hidden"]),
-            f"{r['fast_train_ms']:.1f} / {r['ref_train_ms']:.1f}",
+            f"{r['fast_train_ms']:.1f} / {r['py_train_ms']:.1f} / {r['ref_train_ms']:.1f}",
             f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}×",
-            f"{r['fast_eval_ms']:.1f} / {r['ref_eval_ms']:.1f}",
+            f"{r['fast_eval_ms']:.1f} / {r['py_eval_ms']:.1f} / {r['ref_eval_ms']:.1f}",
             f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}×",
         ]
         for r in result["train"]["layers"]
@@ -84,9 +89,9 @@ def layers(result: dict) -> str:
         "layer",
         "image",
         "h",
-        "forward + backward ms (fast / reference)",
+        "forward + backward ms (fast / Python scans / reference)",
         "speed-up",
-        "forward ms (fast / reference)",
+        "forward ms (fast / Python scans / reference)",
         "speed-up",
     ]
     return _table(head, rows)
@@ -117,10 +122,17 @@ def mnist_eval(result: dict) -> str:
     return _table(["recipe", "impl", "images timed", "seconds for 10,000"], rows)
 
 
+def _met(met: bool | None) -> str:
+    return "not measured" if met is None else "yes" if met else "**no**"
+
+
 def goals(result: dict) -> str:
-    rows = [
-        [g["goal"], g["value"], "yes" if g["met"] else "**no**"] for g in result["train"]["goals"]
-    ]
+    rows = [[g["goal"], g["value"], _met(g["met"])] for g in result["train"]["goals"]]
+    return _table(["goal", "value", "met"], rows)
+
+
+def speed_goals(result: dict) -> str:
+    rows = [[g["goal"], g["value"], _met(g["met"])] for g in result["speed_goals"]]
     return _table(["goal", "value", "met"], rows)
 
 
@@ -202,6 +214,7 @@ def main() -> None:
         ("memory", memory),
         ("mnist_eval", mnist_eval),
         ("goals", goals),
+        ("speed_goals", speed_goals),
         ("sampling", sampling),
         ("distributed", distributed),
     ]:

@@ -12,16 +12,22 @@ Sections (``--only`` picks one):
   the ``quick_*`` and ``mnist_*`` ones are the best of two interleaved rounds) with its
   bound: the speed-up that the optimized model's counted FLOPs would give at the full
   matmul rate, the most any exact float32 implementation of them could reach here.
-  Then each recurrent layer alone at the MNIST and CIFAR-10 paper sizes against its
-  reference (ms forward + backward, and forward), memory per pixel and layer (CIFAR-10
-  models at 16x16 and 32x32), and the time to evaluate the binarized MNIST test set
+  The two LSTMs at the ``quick_*`` and ``mnist_*`` sizes also run as ``python``: the fast
+  layers with their Python recurrence scans instead of the native ones (``fast`` uses
+  the native scans where they are built, see ``pixelgen/nn/native.py``), so that the
+  gain of the native scans shows in one run. Then each recurrent layer alone at the
+  MNIST and CIFAR-10 paper sizes against its reference and with the Python scans (ms
+  forward + backward, and forward), memory per pixel and layer (CIFAR-10 models at
+  16x16 and 32x32), and the time to evaluate the binarized MNIST test set
   (10,000 images) with each ``quick_*`` model;
 * ``sampling``: ``bench_sampling.run(quick)``, if that file exists;
 * ``distributed``: ``bench_distributed.run(quick)``, if that file exists.
 
-Results go to a rich table and to ``benchmarks/results.json``. ``--quick`` is a smoke run
+Last, the speed goals of the MNIST-size work (:func:`speed_goals`): each goal, the value
+measured in this run and whether it is met. Results go to rich tables and to
+``benchmarks/results.json``. ``--quick`` is a smoke run
 (about a minute): the ``quick_*`` sizes only, fewer steps, 1,000 MNIST test images.
-The whole run keeps to ``--budget`` minutes (default 14; about 11 on an idle machine):
+The whole run keeps to ``--budget`` minutes (default 17; about 13 on an idle machine):
 configurations that would start after the training section's share is spent are listed
 as skipped. The machine is shared: absolute numbers move with whatever else runs (with
 2 threads on 2 busy cores, OpenMP threads spin waiting for each other and small
@@ -64,7 +70,20 @@ MODELS = {
 SIZES = ("quick", "mnist", "cifar10")
 OPTIONAL = (("bench_sampling", "sampling"), ("bench_distributed", "distributed"))
 GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
+# The MNIST-size goals: training at this fraction of the matmul rate, and sampling 16
+# images in at most this many forward passes of the same 16 (per size and model).
+GOAL_MNIST_FRACTION = 0.45
+GOAL_SAMPLING = {("cifar10", None): 2.0, ("mnist", "pixelcnn"): 8.0, ("mnist", None): 4.0}
 ROUNDS = 2  # rounds of the quick_* and mnist_* configurations (see train_section)
+RECURRENT = ("row_lstm", "diagonal_bilstm")
+
+
+def impls_for(model: str, size: str) -> tuple[str, ...]:
+    """The implementations timed for one configuration: the LSTMs at the small sizes also
+    with their Python scans (``python``), where the native scans matter."""
+    if model in RECURRENT and size in ("quick", "mnist"):
+        return ("fast", "python", "reference")
+    return ("fast", "reference")
 
 
 def busy_cpus(seconds: float = 1.0) -> float:
@@ -139,18 +158,23 @@ class Budget:
         return row
 
 
-def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
+def train_section(
+    quick: bool, threads: int, log, budget: Budget, sizes: tuple[str, ...] = SIZES
+) -> dict:
+    """The training section; ``sizes`` (default: all) picks the recipe sizes, and the
+    layer, memory and MNIST-evaluation parts run only where their sizes are picked."""
     peak_before = matmul_flops(threads)
     log(f"dense matmul: {peak_before / 1e9:.0f} GFLOP/s ({threads} threads)")
     rows = []
-    for size in ("quick",) if quick else SIZES:
+    sizes = ("quick",) if quick else sizes
+    for size in sizes:
         for model, short in MODELS.items():
             recipe = f"{size}_{short}"
             # The quick_* and mnist_* configurations (seconds each) run in ROUNDS
             # interleaved rounds (fast, reference, fast, reference) and keep each one's
             # best: interference on the shared machine only ever slows a round down.
             rounds = 1 if quick or size == "cifar10" else ROUNDS
-            pair: dict[str, list[dict]] = {"fast": [], "reference": []}
+            pair: dict[str, list[dict]] = {impl: [] for impl in impls_for(model, size)}
             for _ in range(rounds):
                 for impl in pair:
                     spec = {
@@ -168,7 +192,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
     layers = []
     for size in ("mnist", "cifar10"):
         for model, short in MODELS.items():
-            if quick or model in ("pixelcnn", "gated_pixelcnn"):  # no recurrent layer
+            if size not in sizes or model in ("pixelcnn", "gated_pixelcnn"):  # none there
                 continue
             spec = {
                 "recipe": f"{size}_{short}",
@@ -180,12 +204,13 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
             layers.append(row)
             if "error" not in row:
                 log(
-                    f"{spec['recipe']} layer: fast {row['fast_train_ms']:.0f} ms, reference "
-                    f"{row['ref_train_ms']:.0f} ms forward + backward"
+                    f"{spec['recipe']} layer: fast {row['fast_train_ms']:.0f} ms, Python scans "
+                    f"{row['py_train_ms']:.0f} ms, reference {row['ref_train_ms']:.0f} ms "
+                    "forward + backward"
                 )
     memory = []
     for model, short in MODELS.items():
-        if quick:
+        if "cifar10" not in sizes:
             break
         for side in (16, 32):
             spec = {
@@ -204,6 +229,8 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         log(f"memory {model}: done")
     evals = []
     for model, short in MODELS.items():
+        if "quick" not in sizes:
+            break
         for impl in ("fast", "reference"):
             # The reference is timed on 1,000 images and scaled to the test set.
             n = 1000 if quick or impl == "reference" else None
@@ -224,7 +251,7 @@ def train_section(quick: bool, threads: int, log, budget: Budget) -> dict:
         "layers": layers,
         "memory": _memory_rows(memory),
         "mnist_eval": evals,
-        "goals": _goals(rows, evals, quick),
+        "goals": _goals(rows, evals, quick or "cifar10" not in sizes),
     }
 
 
@@ -261,7 +288,8 @@ def _progress_line(row: dict) -> str:
 
 
 def _derive(rows: list[dict], peak: float) -> None:
-    """FLOP/s, fraction of the matmul rate, speed-ups over the reference."""
+    """FLOP/s, fraction of the matmul rate, speed-ups over the reference (fast and
+    python rows) and of the native scans over the Python ones (fast rows)."""
     for r in rows:
         if "error" in r:
             continue
@@ -270,20 +298,29 @@ def _derive(rows: list[dict], peak: float) -> None:
         r["train_fraction_of_matmul"] = r["train_flops_per_s"] / peak
         r["eval_fraction_of_matmul"] = r["eval_flops_per_s"] / peak
     for r in rows:
-        ref = next(
-            (
-                q
-                for q in rows
-                if q["recipe"] == r["recipe"] and q["impl"] == "reference" and "error" not in q
-            ),
-            None,
-        )
-        if r["impl"] == "fast" and ref is not None and "error" not in r:
+        ref = _twin(rows, r, "reference")
+        if r["impl"] in ("fast", "python") and ref is not None and "error" not in r:
             r["train_speedup"] = r["train_images_per_s"] / ref["train_images_per_s"]
             r["eval_speedup"] = r["eval_images_per_s"] / ref["eval_images_per_s"]
             # The most any implementation doing the fast layers' matrix products could
             # gain: all of its counted FLOPs at the dense matmul rate, nothing else.
             r["train_speedup_bound"] = peak / r["train_flops_per_image"] / ref["train_images_per_s"]
+        py = _twin(rows, r, "python")
+        if r["impl"] == "fast" and py is not None and "error" not in r:
+            r["native_train_gain"] = r["train_images_per_s"] / py["train_images_per_s"]
+            r["native_eval_gain"] = r["eval_images_per_s"] / py["eval_images_per_s"]
+
+
+def _twin(rows: list[dict], row: dict, impl: str) -> dict | None:
+    """The row of the same recipe timed with ``impl``, if it succeeded."""
+    return next(
+        (
+            q
+            for q in rows
+            if q["recipe"] == row["recipe"] and q["impl"] == impl and "error" not in q
+        ),
+        None,
+    )
 
 
 def _memory_rows(memory: list[dict]) -> list[dict]:
@@ -357,6 +394,58 @@ def _goals(rows: list[dict], evals: list[dict], quick: bool) -> list[dict]:
     return goals
 
 
+def speed_goals(results: dict) -> list[dict]:
+    """The MNIST-size speed goals, from this run's training and sampling rows: each with
+    the measured value and ``met`` (None where this run did not measure it)."""
+    rows = results.get("train", {}).get("rows", [])
+    goals = []
+    for model in ("row_lstm", "diagonal_bilstm", "pixelcnn"):
+        r = _row(rows, "mnist", model, "fast")
+        recipe = f"mnist_{MODELS[model]}"
+        goal = f"{recipe} training >= {GOAL_MNIST_FRACTION:.0%} of matmul"
+        if r is None:
+            goals.append({"goal": goal, "value": "not measured in this run", "met": None})
+            continue
+        value = r["train_fraction_of_matmul"]
+        goals.append({"goal": goal, "value": f"{value:.0%}", "met": value >= GOAL_MNIST_FRACTION})
+    for model in RECURRENT:
+        r = _row(rows, "mnist", model, "fast")
+        goal = f"mnist_{MODELS[model]} evaluation gains at least what training gains"
+        if r is None or "native_train_gain" not in r:
+            goals.append({"goal": goal, "value": "not measured in this run", "met": None})
+            continue
+        train, ev = r["native_train_gain"], r["native_eval_gain"]
+        goals.append(
+            {
+                "goal": goal,
+                "value": f"train {train:.2f}x, eval {ev:.2f}x (native over Python scans)",
+                "met": ev >= train,
+            }
+        )
+    for goal in (
+        "pixelcnn 1x28x28 training >= 1.3x pytorch-generative's",
+        "pixelcnn 1x28x28 fast sampling >= 10x pytorch-generative's",
+    ):
+        goals.append({"goal": goal, "value": "not measured by make bench", "met": None})
+    sampled = {r["recipe"]: r for r in (results.get("sampling") or {}).get("rows", [])}
+    for size in ("mnist", "cifar10"):
+        for model in ("pixelcnn", *RECURRENT):
+            recipe = f"{size}_{MODELS[model]}"
+            bound = GOAL_SAMPLING.get((size, model), GOAL_SAMPLING[(size, None)])
+            goal = f"{recipe} sampling 16 images <= {bound:.0f}x one forward pass"
+            r = sampled.get(recipe)
+            if r is None:
+                goals.append({"goal": goal, "value": "not measured in this run", "met": None})
+                continue
+            value = r["fast_over_forward"]
+            goals.append({"goal": goal, "value": f"{value:.1f}x", "met": value <= bound})
+    return goals
+
+
+def _met(met: bool | None) -> str:
+    return "n/a" if met is None else "yes" if met else "NO"
+
+
 def _row(rows: list[dict], size: str, model: str, impl: str) -> dict | None:
     return next(
         (
@@ -397,6 +486,7 @@ def train_tables(result: dict):
         "train peak MB",
         "steps",
         "speed-up train/eval",
+        "native gain train/eval",
         "others",
     ]
     for c in cols:
@@ -408,6 +498,11 @@ def train_tables(result: dict):
             continue
         speed = (
             f"{r['train_speedup']:.1f}x / {r['eval_speedup']:.1f}x" if "train_speedup" in r else ""
+        )
+        gain = (
+            f"{r['native_train_gain']:.2f}x / {r['native_eval_gain']:.2f}x"
+            if "native_train_gain" in r
+            else ""
         )
         t.add_row(
             r["recipe"],
@@ -421,6 +516,7 @@ def train_tables(result: dict):
             _mb(r["train_peak_bytes"]),
             str(r["train_steps"]),
             speed,
+            gain,
             _others(r),
         )
     tables = [t]
@@ -432,9 +528,11 @@ def train_tables(result: dict):
             "image",
             "h",
             "train fast",
+            "train Python scans",
             "train reference",
             "speed-up",
             "eval fast",
+            "eval Python scans",
             "eval reference",
             "speed-up ",
         ):
@@ -449,9 +547,11 @@ def train_tables(result: dict):
                 r["image"],
                 str(r["hidden"]),
                 f"{r['fast_train_ms']:.1f}",
+                f"{r['py_train_ms']:.1f}",
                 f"{r['ref_train_ms']:.1f}",
                 f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
                 f"{r['fast_eval_ms']:.1f}",
+                f"{r['py_eval_ms']:.1f}",
                 f"{r['ref_eval_ms']:.1f}",
                 f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x",
             )
@@ -504,9 +604,20 @@ def train_tables(result: dict):
     for c in ("goal", "value", "met"):
         g.add_column(c)
     for r in result["goals"]:
-        g.add_row(r["goal"], r["value"], "yes" if r["met"] else "NO")
+        g.add_row(r["goal"], r["value"], _met(r["met"]))
     tables.append(g)
     return tables
+
+
+def speed_goals_table(goals: list[dict]):
+    from rich.table import Table
+
+    t = Table(title="Speed goals at the MNIST sizes and for sampling")
+    for c in ("goal", "value", "met"):
+        t.add_column(c)
+    for g in goals:
+        t.add_row(g["goal"], g["value"], _met(g["met"]))
+    return t
 
 
 def optional_section(name: str, quick: bool, log) -> dict | None:
@@ -534,12 +645,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--only", choices=("train", "sampling", "distributed"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(SIZES),
+        help="training section: the recipe sizes to time, comma-separated (default: "
+        "quick,mnist,cifar10); the layer, memory and MNIST-evaluation parts follow them",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--budget",
         type=float,
-        default=14.0,
-        help="minutes for the whole run (default 14); the training section "
+        default=17.0,
+        help="minutes for the whole run (default 17); the training section "
         "stops starting configurations when its share is spent",
     )
     args = parser.parse_args()
@@ -573,7 +690,11 @@ def main() -> None:
     # Leave the sampling and distributed sections about 4 minutes of the budget.
     budget = Budget(args.budget * 60 - 120 * len(others))
     if args.only in (None, "train"):
-        results["train"] = train_section(args.quick, args.threads, log, budget)
+        sizes = tuple(x for x in args.sizes.split(",") if x)
+        if not set(sizes) <= set(SIZES):
+            parser.error(f"--sizes: each of {', '.join(SIZES)}")
+        results["train"] = train_section(args.quick, args.threads, log, budget, sizes)
+        results["sizes"] = sizes
         for table in train_tables(results["train"]):
             console.print(table)
     for name, key in OPTIONAL:
@@ -588,6 +709,8 @@ def main() -> None:
         elif make_table is not None:
             console.print(make_table(section["rows"]))
         results[key] = section
+    results["speed_goals"] = speed_goals(results)
+    console.print(speed_goals_table(results["speed_goals"]))
     results["wall_s"] = time.perf_counter() - start
     results["busy_cpus_at_end"] = busy_cpus()
     args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")

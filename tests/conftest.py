@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 import pixelgen
+from pixelgen.nn import native
+
+
+def pytest_configure(config):
+    # One build of the native scans for the whole session, subprocesses and tests that
+    # move HOME or XDG_CACHE_HOME included: they all read the same cache.
+    os.environ.setdefault("PIXELGEN_CACHE", str(native.cache_dir().parents[1]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _native_built():
+    """Build (or load) the native scans before the first test rather than inside one
+    with a time limit; where they cannot be built the Python scans run everywhere."""
+    native.load()
+
+
+@pytest.fixture(params=["native", "python"])
+def scan_path(request):
+    """Run the test with the native recurrence scans (where built), then the Python ones."""
+    if request.param == "native" and native.load() is None:
+        pytest.skip("the native scans could not be built on this machine")
+    with native.forced(request.param == "native"):
+        yield request.param
 
 
 def tiny_model(

@@ -77,3 +77,75 @@ def test_allocator_table_renders_both_modes():
     text = readme_tables.allocator(rows).splitlines()
     assert "2.00 → 1.00 (2.00×)" in text[2] and "1,024 → 1,024" in text[2]
     assert "failed" in text[3]
+
+
+def _mnist(model: str, impl: str, train: float, eval_: float) -> dict:
+    recipe = f"mnist_{bench.MODELS[model]}"
+    return {**_row(impl, train, eval_), "recipe": recipe, "model": model, "size": "mnist"}
+
+
+def test_python_scans_rows_only_for_the_small_lstms():
+    assert bench.impls_for("row_lstm", "mnist") == ("fast", "python", "reference")
+    assert bench.impls_for("diagonal_bilstm", "quick") == ("fast", "python", "reference")
+    assert bench.impls_for("row_lstm", "cifar10") == ("fast", "reference")
+    assert bench.impls_for("pixelcnn", "mnist") == ("fast", "reference")
+
+
+def test_native_gain_and_the_speed_goals():
+    rows = [
+        _mnist("row_lstm", "fast", 90.0, 300.0),
+        _mnist("row_lstm", "python", 60.0, 250.0),
+        _mnist("row_lstm", "reference", 45.0, 150.0),
+        _mnist("diagonal_bilstm", "fast", 40.0, 160.0),
+        _mnist("diagonal_bilstm", "python", 20.0, 60.0),
+        _mnist("pixelcnn", "fast", 100.0, 400.0),
+    ]
+    bench._derive(rows, peak=160e9)  # 1 GFLOP per image: 90 img/s is 56% of the rate
+    fast_row = rows[0]
+    assert fast_row["native_train_gain"] == pytest.approx(1.5)
+    assert fast_row["native_eval_gain"] == pytest.approx(1.2)
+    assert rows[1]["train_speedup"] == pytest.approx(60 / 45)  # python rows: vs reference
+    assert "native_train_gain" not in rows[1] and "native_train_gain" not in rows[5]
+    sampling = {
+        "rows": [
+            {"model": "row_lstm", "recipe": "mnist_rowlstm", "fast_over_forward": 3.9},
+            {"model": "pixelcnn", "recipe": "mnist_pixelcnn", "fast_over_forward": 8.5},
+            {"model": "pixelcnn", "recipe": "cifar10_pixelcnn", "fast_over_forward": 1.9},
+            {"model": "row_lstm", "recipe": "quick_rowlstm", "fast_over_forward": 30.0},
+        ]
+    }
+    goals = {
+        g["goal"]: g for g in bench.speed_goals({"train": {"rows": rows}, "sampling": sampling})
+    }
+    assert goals["mnist_rowlstm training >= 45% of matmul"]["met"] is True
+    assert goals["mnist_rowlstm training >= 45% of matmul"]["value"] == "56%"
+    assert goals["mnist_diagonal_bilstm training >= 45% of matmul"]["met"] is False  # 25%
+    assert goals["mnist_pixelcnn training >= 45% of matmul"]["met"] is True
+    row_eval = goals["mnist_rowlstm evaluation gains at least what training gains"]
+    assert row_eval["met"] is False and "train 1.50x, eval 1.20x" in row_eval["value"]
+    diag_eval = goals["mnist_diagonal_bilstm evaluation gains at least what training gains"]
+    assert diag_eval["met"] is True  # 3x against 2x
+    assert goals["mnist_rowlstm sampling 16 images <= 4x one forward pass"]["met"] is True
+    assert goals["mnist_pixelcnn sampling 16 images <= 8x one forward pass"]["met"] is False
+    assert goals["cifar10_pixelcnn sampling 16 images <= 2x one forward pass"]["met"] is True
+    missing = goals["cifar10_rowlstm sampling 16 images <= 2x one forward pass"]
+    assert missing["met"] is None and missing["value"] == "not measured in this run"
+    assert not any(g.startswith("quick_") for g in goals)  # no goal at the quick sizes
+    peers = [g for g in goals.values() if "pytorch-generative" in g["goal"]]
+    assert len(peers) == 2 and all(g["met"] is None for g in peers)
+    empty = bench.speed_goals({})  # e.g. --only sampling: nothing measured, nothing met
+    assert all(g["met"] is None for g in empty) and len(empty) == 13
+    text = readme_tables.speed_goals({"speed_goals": list(goals.values())})
+    assert "| mnist_rowlstm training >= 45% of matmul | 56% | yes |" in text
+    assert "| mnist_pixelcnn sampling 16 images <= 8x one forward pass | 8.5x | **no** |" in text
+    assert "not measured by make bench | not measured |" in text
+
+
+def test_native_report_gives_rates_and_ratios():
+    import bench_native
+
+    med = {(k, p): t for k in ("train", "eval", "layer_fb", "layer_f", "scan_f", "scan_b")
+           for p, t in (("native", 0.2), ("python", 0.3))}  # fmt: skip
+    line = bench_native.report("mnist_rowlstm", med)
+    assert "train 80.0 vs 53.3 img/s (1.50x)" in line
+    assert "scans forward 200.0 vs 300.0 ms (1.50x)" in line

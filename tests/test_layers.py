@@ -1,6 +1,8 @@
 """The optimized layers (``pixelgen.nn``) compute exactly what the plain reference layers
 (``pixelgen/nn/reference.py``) compute: same state_dict, same outputs and same
-gradients (parameters and input) to 1e-10 in float64, for every layer and model."""
+gradients (parameters and input) to 1e-10 in float64, for every layer and model. The
+recurrent layers' tests run twice (``scan_path``): with the native scans and the Python
+ones (``tests/test_native.py`` compares those two directly)."""
 
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def _layer(kind: str, colours: int, seed: int = 0) -> torch.nn.Module:
 @pytest.mark.parametrize("kind", ["row_lstm", "diagonal_bilstm", "conv1x1", "conv1x3", "conv3x3"])
 @pytest.mark.parametrize("colours", [1, 3])
 @pytest.mark.parametrize("size,batch", SHAPES)
-def test_layer_equals_reference(kind, colours, size, batch):
+def test_layer_equals_reference(kind, colours, size, batch, scan_path):
     layer = _layer(kind, colours)
     x = torch.randn(batch, 4 * colours, *size, dtype=torch.float64)
     _assert_same(layer, _twin(layer), x)
@@ -92,7 +94,7 @@ class _WithRaw(torch.nn.Module):
 
 @pytest.mark.parametrize("colours", [1, 3])
 @pytest.mark.parametrize("size,batch", [*SHAPES, ((1, 1), 2), ((1, 6), 2), ((6, 1), 2)])
-def test_diagonal_bilstm_with_raw_input_equals_reference(colours, size, batch):
+def test_diagonal_bilstm_with_raw_input_equals_reference(colours, size, batch, scan_path):
     """The complete-context first layer: the raw image into the right-to-left gates."""
     torch.manual_seed(3)
     layer = DiagonalBiLSTM(
@@ -133,7 +135,7 @@ def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
 
 
 @pytest.mark.parametrize("input_state_kernel,state_kernel", [(1, 1), (5, 5), (3, 1)])
-def test_row_lstm_other_kernels(input_state_kernel, state_kernel):
+def test_row_lstm_other_kernels(input_state_kernel, state_kernel, scan_path):
     torch.manual_seed(1)
     layer = RowLSTM(
         in_channels=6,
@@ -146,7 +148,7 @@ def test_row_lstm_other_kernels(input_state_kernel, state_kernel):
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 6), (6, 1), (2, 9)])
-def test_diagonal_bilstm_degenerate_sizes(size):
+def test_diagonal_bilstm_degenerate_sizes(size, scan_path):
     layer = _layer("diagonal_bilstm", 1, seed=2)
     _assert_same(layer, _twin(layer), torch.randn(2, 4, *size, dtype=torch.float64))
 
@@ -154,7 +156,7 @@ def test_diagonal_bilstm_degenerate_sizes(size):
 @pytest.mark.parametrize("name", ["row_lstm", "diagonal_bilstm", "pixelcnn"])
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])
 @pytest.mark.parametrize("size,batch", SHAPES)
-def test_model_logits_and_gradients_equal_reference(name, channels, levels, size, batch):
+def test_model_logits_and_gradients_equal_reference(name, channels, levels, size, batch, scan_path):
     model = tiny_model(name, channels=channels, levels=levels, hidden=3 * channels, layers=2)
     plain = ref.reference_model(model)
     # every optimized layer runs its reference forward (the twins are exact subclasses)
@@ -177,7 +179,9 @@ def test_gated_pixelcnn_logits_and_gradients_equal_reference(channels, levels, k
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])
 @pytest.mark.parametrize("size,batch", SHAPES)
-def test_complete_context_diagonal_bilstm_equals_reference(channels, levels, size, batch):
+def test_complete_context_diagonal_bilstm_equals_reference(
+    channels, levels, size, batch, scan_path
+):
     model = tiny_model(
         "diagonal_bilstm", channels=channels, levels=levels, hidden=3 * channels, layers=2,
         complete_context=True,
@@ -259,7 +263,7 @@ def test_traced_program_equals_model(name, kw):
     "name,kw",
     [("row_lstm", {}), ("diagonal_bilstm", {}), ("diagonal_bilstm", {"complete_context": True})],
 )
-def test_bfloat16_autocast_trains(name, kw):
+def test_bfloat16_autocast_trains(name, kw, scan_path):
     """Under autocast the hand-written recurrences run in the gates' dtype."""
     model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2, **kw).float().train()
     x = torch.randint(0, 4, (2, 3, 4, 5))

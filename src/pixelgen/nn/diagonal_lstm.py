@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import native
 from .lstm import autocast_free, cell_backward, cell_forward, gate_groups, lstm_update
 from .masked import MaskedConv2d
 from .masks import channel_groups
@@ -285,6 +286,10 @@ class _Plan:
         shifted = right_out[: hw - width]
         self.right_out_inverse = (as_index(_inverse(shifted, self.padded, missing=hw - width)),)
 
+    def lists(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """``(lo, size, off, base)``: what the native scans read of the plan."""
+        return self.lo, self.size, self.off, self.base
+
 
 def _inverse(index: list[int], size: int, *, missing: int, offset: int = 0) -> list[int]:
     """For a gather ``out[offset + q] = src[index[q]]`` that reads no position twice: for
@@ -343,10 +348,18 @@ def _diagonal_scan(
 
     ``gx``: packed input gates ``(2, 4h, HW * B)``; ``w_ss``: ``(2, 4h, 2h)``. Returns
     ``(states,)``, the padded states ``(2, h, padded * B)``, and with ``save`` also
-    ``(act, tc, c)`` for the backward pass (see :func:`cell_forward`).
+    ``(act, tc, c)`` for the backward pass (see :func:`cell_forward`). Where the native
+    scan (``nn/native.py``) is usable it runs instead; its ``act`` and ``tc`` are laid out
+    per step (see ``csrc/recurrences.cpp``), which only its backward scan reads.
     """
     _, four_h, hwb = gx.shape
     n, b = four_h // 4, hwb // plan.pixels
+    if native.usable(gx, w_ss):
+        return tuple(
+            native.load().diagonal_forward(
+                gx.contiguous(), w_ss[..., :n], w_ss[..., n:], *plan.lists(), b, plan.padded, save
+            )
+        )
     w_above, w_left = w_ss[..., :n], w_ss[..., n:]  # (2, 4h, h) each
     new = gx.new_empty
     states, c = gx.new_zeros(2, n, plan.padded * b), gx.new_zeros(2, n, plan.padded * b)
@@ -381,6 +394,7 @@ class _DiagonalRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gx: torch.Tensor, w_ss: torch.Tensor, plan: _Plan) -> torch.Tensor:
         with autocast_free(gx.device.type):
+            ctx.native = native.usable(gx, w_ss.to(gx.dtype))  # the backward reads its layout
             states, act, tc, c = _diagonal_scan(gx, w_ss.to(gx.dtype), plan, save=True)
         ctx.save_for_backward(w_ss, states, act, tc, c)
         ctx.plan, ctx.w_dtype = plan, w_ss.dtype
@@ -390,38 +404,17 @@ class _DiagonalRecurrence(torch.autograd.Function):
     def backward(ctx, d_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         w_ss, states, act, tc, c = ctx.saved_tensors
         plan = ctx.plan
-        _, four_h, hwb = act.shape
-        n, b = four_h // 4, hwb // plan.pixels
+        n = c.shape[1]
+        hwb = act.numel() // (8 * n)
+        b = hwb // plan.pixels
         d_states = d_states.to(act.dtype)
         w_t = w_ss.to(act.dtype).transpose(1, 2)  # (2, 2h, 4h)
-        d_gx = torch.empty_like(act)  # the pre-activation gradients, packed
-        slot = (max(plan.size) + 2) * b
-        # Gradients reaching the states / cells of the column being processed from the
-        # next one, padded like the state buffers (the pad rows collect nothing useful).
-        dh_acc, dc_acc = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
-        dh_prev, dc_prev = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
-        for s in range(len(plan.size) - 1, -1, -1):
-            size, off, base = plan.size[s], plan.off[s], plan.base[s]
-            here = slice(off * b, (off + size) * b)
-            inner = slice(b, (1 + size) * b)
-            dh = dh_acc[..., inner].add_(d_states[..., (base + 1) * b : (base + 1 + size) * b])
-            dc = dc_acc[..., inner]
-            c_prev = None
-            if s > 0:
-                above = (plan.base[s - 1] + plan.lo[s] - plan.lo[s - 1]) * b
-                c_prev = c[..., above + b : above + b + size * b]
-            cell_backward(dh, dc, act[..., here], tc[..., here], c_prev, d_gx[..., here], dim=1)
-            if s == 0:
-                break
-            # Into column s - 1, whose padded slot starts at plan.base[s - 1].
-            at = (plan.lo[s] - plan.lo[s - 1]) * b  # row lo - 1 within that slot
-            d_col = torch.bmm(w_t, d_gx[..., here])  # (2, 2h, size*B): [above, left]
-            dh_prev.zero_()
-            dh_prev[..., at : at + size * b] += d_col[:, :n]
-            dh_prev[..., at + b : at + b + size * b] += d_col[:, n:]
-            dc_prev.zero_()
-            dc_prev[..., at + b : at + b + size * b] = dc
-            dh_acc, dh_prev, dc_acc, dc_prev = dh_prev, dh_acc, dc_prev, dc_acc
+        if ctx.native:
+            d_gx = native.load().diagonal_backward(
+                d_states.contiguous(), w_t, act, tc, c, *plan.lists(), b, plan.padded
+            )
+        else:
+            d_gx = _diagonal_scan_backward(d_states, w_t, act, tc, c, plan)
         # The state-to-state gradient of every column from one batched product per half;
         # the previous states each position read are gathered again from the saved states.
         padded = states.view(2, n, plan.padded, b)
@@ -431,3 +424,47 @@ class _DiagonalRecurrence(torch.autograd.Function):
             [torch.bmm(d_gx, up.transpose(1, 2)), torch.bmm(d_gx, left.transpose(1, 2))], dim=2
         )  # (2, 4h, 2h)
         return d_gx, d_w.to(ctx.w_dtype), None
+
+
+def _diagonal_scan_backward(
+    d_states: torch.Tensor,
+    w_t: torch.Tensor,
+    act: torch.Tensor,
+    tc: torch.Tensor,
+    c: torch.Tensor,
+    plan: _Plan,
+) -> torch.Tensor:
+    """The columns in reverse: ``d_states`` ``(2, h, padded * B)``, ``w_t`` ``(2, 2h, 4h)``
+    and what :func:`_diagonal_scan` saved. Returns the packed pre-activation gradients
+    ``(2, 4h, HW * B)``."""
+    _, four_h, hwb = act.shape
+    n, b = four_h // 4, hwb // plan.pixels
+    d_gx = torch.empty_like(act)
+    slot = (max(plan.size) + 2) * b
+    # Gradients reaching the states / cells of the column being processed from the
+    # next one, padded like the state buffers (the pad rows collect nothing useful).
+    dh_acc, dc_acc = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
+    dh_prev, dc_prev = act.new_zeros(2, n, slot), act.new_zeros(2, n, slot)
+    for s in range(len(plan.size) - 1, -1, -1):
+        size, off, base = plan.size[s], plan.off[s], plan.base[s]
+        here = slice(off * b, (off + size) * b)
+        inner = slice(b, (1 + size) * b)
+        dh = dh_acc[..., inner].add_(d_states[..., (base + 1) * b : (base + 1 + size) * b])
+        dc = dc_acc[..., inner]
+        c_prev = None
+        if s > 0:
+            above = (plan.base[s - 1] + plan.lo[s] - plan.lo[s - 1]) * b
+            c_prev = c[..., above + b : above + b + size * b]
+        cell_backward(dh, dc, act[..., here], tc[..., here], c_prev, d_gx[..., here], dim=1)
+        if s == 0:
+            break
+        # Into column s - 1, whose padded slot starts at plan.base[s - 1].
+        at = (plan.lo[s] - plan.lo[s - 1]) * b  # row lo - 1 within that slot
+        d_col = torch.bmm(w_t, d_gx[..., here])  # (2, 2h, size*B): [above, left]
+        dh_prev.zero_()
+        dh_prev[..., at : at + size * b] += d_col[:, :n]
+        dh_prev[..., at + b : at + b + size * b] += d_col[:, n:]
+        dc_prev.zero_()
+        dc_prev[..., at + b : at + b + size * b] = dc
+        dh_acc, dh_prev, dc_acc, dc_prev = dh_prev, dh_acc, dc_prev, dc_acc
+    return d_gx

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import native
 from .lstm import autocast_free, cell_backward, cell_forward, gate_groups, lstm_update
 from .masked import MaskedConv2d
 from .masks import channel_groups
@@ -135,8 +136,11 @@ def _row_scan(
     """Run the rows. ``gx``: input gates ``(H, 4h, B * W)``; ``w``: ``K_ss`` ``(4h, h, k)``.
 
     Returns ``(out,)``, the states ``(H, h, B * W)``, and with ``save`` also what the
-    backward pass needs: ``(out, act, c, tc)`` (see :func:`cell_forward`).
+    backward pass needs: ``(out, act, c, tc)`` (see :func:`cell_forward`). Runs the native
+    scan (``nn/native.py``, same layouts) where it is usable.
     """
+    if native.usable(gx, w):
+        return tuple(native.load().row_forward(gx.contiguous(), _taps(w), width, save))
     height, four_h, m = gx.shape
     n, k = four_h // 4, w.shape[-1]
     taps = _taps(w)  # (4h, k*h)
@@ -172,23 +176,12 @@ class _RowRecurrence(torch.autograd.Function):
         w, out, act, c, tc = ctx.saved_tensors
         height, n, m = c.shape
         width, k = ctx.width, w.shape[-1]
-        p = k // 2
         d_out = d_out.to(act.dtype)
         taps_t = _taps(w.to(act.dtype)).t()  # (k*h, 4h)
-        d_gx = torch.empty_like(act)  # (H, 4h, B*W): the pre-activation gradients
-        dc = act.new_zeros(n, m)
-        d_pad = act.new_empty(n, m // width, width + 2 * p)
-        dh = d_out[height - 1]
-        for i in range(height - 1, -1, -1):
-            cell_backward(dh, dc, act[i], tc[i], c[i - 1] if i else None, d_gx[i], dim=0)
-            if i == 0:
-                break
-            d_col = torch.mm(taps_t, d_gx[i]).view(k, n, m // width, width)
-            # col2im: tap t of column j read column j + t - p of the row above.
-            d_pad.zero_()
-            for t in range(k):
-                d_pad[..., t : t + width] += d_col[t]
-            dh = d_out[i - 1] + d_pad[..., p : p + width].reshape(n, m)
+        if native.usable(act, d_out):
+            d_gx = native.load().row_backward(d_out.contiguous(), taps_t, act, c, tc, width)
+        else:
+            d_gx = _row_scan_backward(d_out, taps_t, act, c, tc, width)
         # The state-to-state gradient of every row from one batched product; the im2col
         # of the rows is rebuilt here rather than kept from the forward pass (memory).
         cols = act.new_empty(height - 1, k * n, m)
@@ -196,3 +189,33 @@ class _RowRecurrence(torch.autograd.Function):
         d_taps = torch.bmm(d_gx[1:], cols.transpose(1, 2)).sum(0)  # (4h, k*h)
         d_w = d_taps.view(4 * n, k, n).permute(0, 2, 1).to(ctx.w_dtype)
         return d_gx, d_w, None
+
+
+def _row_scan_backward(
+    d_out: torch.Tensor,
+    taps_t: torch.Tensor,
+    act: torch.Tensor,
+    c: torch.Tensor,
+    tc: torch.Tensor,
+    width: int,
+) -> torch.Tensor:
+    """The rows in reverse: ``d_out`` ``(H, h, B*W)``, ``taps_t`` ``(k*h, 4h)`` and what
+    :func:`_row_scan` saved. Returns the pre-activation gradients ``(H, 4h, B*W)``."""
+    height, n, m = c.shape
+    k = taps_t.shape[0] // n
+    p = k // 2
+    d_gx = torch.empty_like(act)  # (H, 4h, B*W)
+    dc = act.new_zeros(n, m)
+    d_pad = act.new_empty(n, m // width, width + 2 * p)
+    dh = d_out[height - 1]
+    for i in range(height - 1, -1, -1):
+        cell_backward(dh, dc, act[i], tc[i], c[i - 1] if i else None, d_gx[i], dim=0)
+        if i == 0:
+            break
+        d_col = torch.mm(taps_t, d_gx[i]).view(k, n, m // width, width)
+        # col2im: tap t of column j read column j + t - p of the row above.
+        d_pad.zero_()
+        for t in range(k):
+            d_pad[..., t : t + width] += d_col[t]
+        dh = d_out[i - 1] + d_pad[..., p : p + width].reshape(n, m)
+    return d_gx
