@@ -206,3 +206,21 @@ def test_exports_take_the_classes_as_a_second_input(run, tmp_path, fmt):
         for y in (torch.tensor([0, 9]), torch.tensor([3, 3])):
             torch.testing.assert_close(program(x, y).float(), model(x, y), atol=1e-3, rtol=0)
         assert (program(x, torch.tensor([0, 0])) - program(x, torch.tensor([5, 5]))).abs().max() > 0
+
+
+def test_a_torchscript_program_refuses_a_class_out_of_range():
+    """The trace takes labels as they are (``nn/condition._one_hot``): the shell checks
+    their range, as the eager model does, rather than give the logits of no class."""
+    from pixelgen.export.torchscript_io import build_program
+
+    model = pixelgen.create_model(
+        "pixelcnn", channels=1, levels=2, hidden=4, layers=1, cond_channels=3
+    ).eval()
+    model.model_name = "pixelcnn"
+    program = build_program(model, height=4, width=4)
+    x = torch.randint(0, 2, (2, 1, 4, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(program(x, torch.tensor([0, 2])), model(x, torch.tensor([0, 2])))
+        for bad in ([0, 3], [-1, 1]):
+            with pytest.raises(Exception, match=r"classes \(B,\) in \[0, 3\)"):
+                program(x, torch.tensor(bad))

@@ -16,6 +16,7 @@ attributes; the full description (hyperparameters, data, versions) is the JSON e
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import warnings
 import zipfile
@@ -73,7 +74,14 @@ class FixedSizeProgram(nn.Module):
 
 
 class ConditionalProgram(FixedSizeProgram):
-    """``FixedSizeProgram`` of a class-conditional model: ``(images, classes (B,))``."""
+    """``FixedSizeProgram`` of a class-conditional model: ``(images, classes (B,))``. The
+    trace reads labels as they are (``nn/condition._one_hot``), so the range is checked
+    here: a class out of it would otherwise give the logits of no class at all."""
+
+    def __init__(self, traced: nn.Module, *, classes: int, **kw) -> None:
+        super().__init__(traced, **kw)
+        self.classes = classes
+        self.expected_classes = f"their classes (B,) in [0, {classes})"
 
     def forward(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         if (
@@ -87,10 +95,16 @@ class ConditionalProgram(FixedSizeProgram):
             raise ValueError(
                 "this pixelgen program takes integer images "
                 + self.expected
-                + " and their classes (B,), got "
+                + " and "
+                + self.expected_classes
+                + ", got "
                 + str(x.shape)
                 + " and "
                 + str(classes.shape)
+            )
+        if classes.numel() > 0 and (int(classes.min()) < 0 or int(classes.max()) >= self.classes):
+            raise ValueError(
+                "this pixelgen program takes " + self.expected_classes + ", got " + str(classes)
             )
         return self.net(x, classes)
 
@@ -104,7 +118,11 @@ def build_program(model: nn.Module, *, height: int, width: int) -> torch.jit.Scr
     )  # (B, C, H, W) int64
     classes = example_classes(model, len(example))  # (B,) or None
     inputs = (example,) if classes is None else (example, classes)
-    shell = FixedSizeProgram if classes is None else ConditionalProgram
+    shell = (
+        FixedSizeProgram
+        if classes is None
+        else functools.partial(ConditionalProgram, classes=int(model.cond_channels))
+    )
     # A copy without gradients: the program is for inference, its outputs need no graph.
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     with _quiet_jit(), torch.no_grad():
