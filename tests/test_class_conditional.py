@@ -224,3 +224,15 @@ def test_a_torchscript_program_refuses_a_class_out_of_range():
         for bad in ([0, 3], [-1, 1]):
             with pytest.raises(Exception, match=r"classes \(B,\) in \[0, 3\)"):
                 program(x, torch.tensor(bad))
+
+
+def test_an_onnx_program_refuses_a_class_out_of_range(run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m.onnx"
+    export_checkpoint(run / "checkpoints" / "last.pt", "onnx", out, batch=2)
+    program = load_exported(out, "onnx")
+    x = torch.randint(0, 2, (1, 1, 28, 28))
+    assert program(x, torch.tensor([9])).shape == (1, 2, 1, 28, 28)
+    for bad in (10, -1):
+        with pytest.raises(Exception, match=r"classes \(B,\) in \[0, 10\)"):
+            program(x, torch.tensor([bad]))

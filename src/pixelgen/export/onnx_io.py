@@ -99,14 +99,25 @@ def write_onnx(
 class OnnxProgram:
     """An onnxruntime session that takes and returns torch tensors, like the other formats."""
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    def __init__(self, session: Any, *, classes: int = 0) -> None:
+        self.session, self.classes = session, classes
 
     def __call__(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, C, H, W)`` (and a class-conditional model's classes ``(B,)``) -> logits."""
+        """``(B, C, H, W)`` (and a class-conditional model's classes ``(B,)``) -> logits.
+        The graph reads labels as they are, so their range is checked here."""
         feed = {INPUT: x.detach().to("cpu", torch.int64).numpy()}
         if classes is not None:
-            feed[CLASSES] = torch.as_tensor(classes).to("cpu", torch.int64).numpy()
+            labels = torch.as_tensor(classes).to("cpu", torch.int64)
+            if (
+                self.classes
+                and labels.numel()
+                and not 0 <= labels.min() <= labels.max() < self.classes
+            ):
+                raise ExportError(
+                    f"this pixelgen program takes classes (B,) in [0, {self.classes}), "
+                    f"got {labels.tolist()}"
+                )
+            feed[CLASSES] = labels.numpy()
         (logits,) = self.session.run([OUTPUT], feed)
         return torch.from_numpy(logits)
 
@@ -138,7 +149,8 @@ def read_onnx(path: str | Path) -> tuple[OnnxProgram, dict[str, Any]]:
         )
     except Exception as exc:
         raise ExportError(f"{path}: onnxruntime cannot load it ({first_line(exc)})") from None
-    return OnnxProgram(session), info
+    classes = int((info.get("hparams") or {}).get("cond_channels", 0) or 0)
+    return OnnxProgram(session, classes=classes), info
 
 
 def _digest(onnx: Any, proto: Any) -> str:
