@@ -168,3 +168,28 @@ def test_flop_counter_sees_the_native_products(cls):
             layer(x).sum().backward()
         counts.append(counter.get_total_flops())
     assert counts[0] == counts[1] > 0
+
+
+def test_a_lock_left_by_a_killed_build_does_not_hang_the_next(tmp_path, monkeypatch):
+    """torch's build lock is a plain file (``cpp_extension``'s FileBaton): a build killed
+    outright leaves it, and every later build would wait on it for ever. The builds are
+    serialized by a lock the system releases with its process, under which a leftover
+    file of torch's is stale and removed."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("PIXELGEN_CACHE", str(tmp_path))
+    monkeypatch.delenv("PIXELGEN_NATIVE", raising=False)
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_module", None)
+    folder = native.cache_dir()
+    folder.mkdir(parents=True)
+    (folder / "lock").write_text("")  # what a build killed by SIGKILL leaves
+    built = object()
+
+    def load(*, build_directory, **kw):
+        assert not (Path(build_directory) / "lock").exists()  # torch would wait on it
+        return built
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    monkeypatch.setattr(native.shutil, "which", lambda _: "/usr/bin/c++")
+    assert native.load() is built

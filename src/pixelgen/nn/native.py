@@ -6,7 +6,8 @@ and of the Diagonal BiLSTM in one call each (see its header for why). It is comp
 ``$XDG_CACHE_HOME/pixelgen/native/<key>`` (``~/.cache`` by default; ``PIXELGEN_CACHE``
 overrides the root). The key covers the source, the flags, torch and Python, so an upgrade
 builds afresh, and later processes import the built library directly, without the
-compiler. Concurrent first uses wait for one build (torch's lock in that folder).
+compiler. Concurrent first uses wait for one build (a lock in that folder that the system
+releases with its process, so a killed build does not leave later ones waiting).
 
 Where it cannot be built (no compiler, no ninja, a failed compile) the Python scans run,
 which compute the same values. The reason is printed once, as one line on stderr, and
@@ -37,6 +38,11 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: torch's lock alone serializes the builds there
+    fcntl = None  # type: ignore[assignment]
 
 SOURCES = (Path(__file__).resolve().parent / "csrc" / "recurrences.cpp",)
 CFLAGS = ("-O3",)
@@ -123,7 +129,13 @@ def _load_or_build() -> ModuleType | None:
         except Exception:  # a damaged or foreign file: build it again below
             pass
     try:
-        return _build(name, folder)
+        with _build_lock(folder):
+            if failed.is_file():  # another process failed while this one waited
+                return None
+            if built.is_file():  # another process built it while this one waited
+                with contextlib.suppress(Exception):
+                    return _import(name, built)
+            return _build(name, folder)
     except Exception as exc:  # a machine without a working compiler: the Python scans
         reason = _reason(exc)
         with contextlib.suppress(OSError):
@@ -136,6 +148,25 @@ def _load_or_build() -> ModuleType | None:
             file=sys.stderr,
         )
         return None
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build at a time in ``folder``, across processes. torch's own lock there is a
+    plain file (``FileBaton``) that a build killed outright (SIGKILL, out of memory)
+    leaves behind, on which every later build would wait for ever. This lock is released
+    by the system with its process, so a file of torch's found while holding it is stale
+    and is removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "build.lock", "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (folder / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _reason(exc: Exception) -> str:
