@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -53,12 +54,34 @@ def tiny_model(
     model = pixelgen.create_model(
         name, channels=channels, levels=levels, hidden=hidden, layers=layers, **kw
     )
+    return finish_tiny(model, seed, random_biases)
+
+
+def finish_tiny(model: torch.nn.Module, seed: int, random_biases: bool) -> torch.nn.Module:
+    """``model`` in float64 and eval mode, with biases uniform in [-0.5, 0.5) drawn from
+    ``seed`` where ``random_biases`` (see :func:`tiny_model`)."""
     g = torch.Generator().manual_seed(seed + 100)
     with torch.no_grad():
         for pname, param in model.named_parameters():
             if random_biases and pname.endswith("bias"):
                 param.copy_(torch.rand(param.shape, generator=g) - 0.5)
     return model.double().eval()
+
+
+def assert_steps_match_forward(model, x, steps, known=None):
+    """Every step's logits ``(i, j, c, logits)`` equal a full forward pass on the final
+    images ``x`` (each value was drawn from its exact conditional), and every value not
+    ``known`` went through a step."""
+    full = model(x)  # (B, L, C, H, W)
+    todo = {(i, j, c) for c, i, j in itertools.product(*map(range, x.shape[1:]))}
+    if known is not None:
+        known = known.expand_as(x)
+        todo = {(i, j, c) for i, j, c in todo if not bool(known[:, c, i, j].all())}
+    seen = set()
+    for i, j, c, logits in steps:
+        torch.testing.assert_close(logits, full[:, :, c, i, j], rtol=0, atol=1e-6)
+        seen.add((i, j, c))
+    assert todo <= seen  # every drawn value went through the hook
 
 
 def dependency_matrix(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:

@@ -21,14 +21,6 @@ MODELS = pixelgen.list_models()
 CLASSES = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cond_of(kind: str, batch: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """Class labels ``(B,)`` or a random float map ``(B, CLASSES, H, W)``."""
     g = torch.Generator().manual_seed(seed)

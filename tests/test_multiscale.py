@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelgen
-from conftest import dependency_matrix
+from conftest import assert_steps_match_forward, dependency_matrix, finish_tiny
 from pixelgen.errors import ConditionError, ConfigError
 from pixelgen.sampling import complete, sample
 
@@ -54,12 +54,7 @@ def tiny_multiscale(
         condition_maps=3,
         upsample_hidden=5,
     )
-    g = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for pname, param in model.named_parameters():
-            if random_biases and pname.endswith("bias"):
-                param.copy_(torch.rand(param.shape, generator=g) - 0.5)
-    return model.double().eval()
+    return finish_tiny(model, seed, random_biases)
 
 
 def all_images(channels: int, levels: int, h: int, w: int) -> torch.Tensor:
@@ -245,21 +240,6 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def check_steps(model, x, steps, known=None):
-    """Every step's logits are the full model's on the final images (so each value was
-    drawn from its exact conditional), and every unknown value was drawn."""
-    full = model(x)  # (B, L, C, H, W)
-    todo = {(i, j, c) for c, i, j in itertools.product(*map(range, x.shape[1:]))}
-    if known is not None:
-        known = known.expand_as(x)
-        todo = {(i, j, c) for i, j, c in todo if not bool(known[:, c, i, j].all())}
-    seen = set()
-    for i, j, c, logits in steps:
-        torch.testing.assert_close(logits, full[:, :, c, i, j], rtol=0, atol=1e-6)
-        seen.add((i, j, c))
-    assert todo <= seen
-
-
 def recorder():
     steps = []
     return steps, lambda i, j, c, logits: steps.append((i, j, c, logits.clone()))
@@ -283,7 +263,7 @@ def test_fast_equals_naive_and_every_draw_is_exact(small, large, channels, size)
     )
     naive = sample(model, 3, size, generator=gen(7), method="naive")
     assert fast.shape == (3, channels, *size) and torch.equal(fast, naive)
-    check_steps(model, fast, steps)
+    assert_steps_match_forward(model, fast, steps)
     assert len(steps) >= channels * size[0] * size[1]
     total = (size[0] + 1) // 2 + size[0]  # the small image's rows, then the full image's
     assert rows[-1] == (total, total) and len(rows) == total
@@ -306,7 +286,7 @@ def test_completion_keeps_known_values_and_draws_the_grid_first(mode):
     k = known.expand_as(x)
     assert torch.equal(fast[k], x[k]) and torch.equal(fast, naive)
     assert not torch.equal(fast, x)
-    check_steps(model, fast, steps, known=known)
+    assert_steps_match_forward(model, fast, steps, known=known)
     # The unknown grid pixels are drawn before any value off the grid.
     grid = model.grid(*size)
     first_off_grid = next(n for n, (i, j, _, _) in enumerate(steps) if not grid[i, j])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import pixelgen
-from conftest import tiny_model
+from conftest import assert_steps_match_forward, tiny_model
 from pixelgen.errors import ConfigError, ImageError
 from pixelgen.images import occlusion_mask
 from pixelgen.models.pixelcnn import PixelCNN
@@ -44,20 +44,6 @@ def gen(seed: int = 0) -> torch.Generator:
 def recorder():
     steps: list[tuple[int, int, int, torch.Tensor]] = []
     return steps, lambda i, j, c, logits: steps.append((i, j, c, logits.clone()))
-
-
-def assert_steps_match_forward(model, x, steps, known=None):
-    """Every step's logits equal a full forward pass on the final images."""
-    full = model(x)  # (B, L, C, H, W)
-    todo = {(i, j, c) for c, i, j in itertools.product(*map(range, x.shape[1:]))}
-    if known is not None:
-        known = known.expand_as(x)
-        todo = {(i, j, c) for i, j, c in todo if not bool(known[:, c, i, j].all())}
-    seen = set()
-    for i, j, c, logits in steps:
-        torch.testing.assert_close(logits, full[:, :, c, i, j], rtol=0, atol=1e-6)
-        seen.add((i, j, c))
-    assert todo <= seen  # every drawn value went through the hook
 
 
 @pytest.mark.parametrize("name", MODELS)
