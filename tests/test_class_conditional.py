@@ -228,3 +228,21 @@ def test_an_onnx_program_refuses_a_class_out_of_range(run, tmp_path):
     for bad in (10, -1):
         with pytest.raises(Exception, match=r"classes \(B,\) in \[0, 10\)"):
             program(x, torch.tensor([bad]))
+
+
+def test_a_conditional_run_resumes(run, tmp_path):
+    """``--resume`` rebuilds the conditional model from the recipe and the labelled data,
+    and its weights and condition load into it."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    recipe = str(out / "recipe.yaml")
+    args = ["train", recipe, "--out", str(out), "--no-progress", "--resume"]
+    assert main([*args, "--set", "train.max_steps=5"]) == 0
+    ckpt = pixelgen.checkpoint.load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (
+        ckpt.step == 5
+        and ckpt.condition()
+        == pixelgen.checkpoint.load_checkpoint(run / "checkpoints" / "last.pt").condition()
+    )
