@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from .. import pretrained
+from ..errors import ConfigError
 from ..images import OCCLUSION_MODES
-from ..sampling.api import complete_images, open_checkpoint
+from ..sampling.api import complete_images, complete_split, open_checkpoint
 from . import options
 from .app import app, console
 from .sample import announce, row_progress
@@ -26,14 +27,17 @@ _HELP = (
     "further down the image are kept but cannot inform what is drawn above them. The "
     "checkpoint is the --checkpoint/-c option, or, as in the other commands, the first "
     "argument when that is a run directory, a .pt or .safetensors file or a shipped model: "
-    "pixelgen complete runs/RUN --occlude bottom-half a.png."
+    "pixelgen complete runs/RUN --occlude bottom-half a.png.\n\n"
+    "--split completes images of the checkpoint's own data set instead of files "
+    "(OUT/test_00000_grid.png, ...); a class-conditional model then completes each under "
+    "its true class unless --class is given."
 )
 
 
 @app.command("complete", help=_HELP)
 def complete_command(
-    images: list[Path] = typer.Argument(
-        ..., help="Images to complete, after an optional checkpoint (see above)."
+    images: list[Path] | None = typer.Argument(
+        None, help="Images to complete, after an optional checkpoint (see above)."
     ),
     occlude: str = typer.Option(..., "--occlude", help=f"What to hide: {_MODES}."),
     checkpoint: Path | None = typer.Option(
@@ -54,17 +58,47 @@ def complete_command(
         None,
         "--class",
         help="Class-conditional models: the class to complete under (a number or a name); "
-        "needed, since image files carry no class.",
+        "needed for image files, which carry no class; with --split it replaces each "
+        "image's own class.",
+    ),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Complete images of the checkpoint's own data set instead of files: test, "
+        "valid or train.",
+    ),
+    max_images: int | None = typer.Option(
+        None, "--max-images", min=1, help="With --split: how many images (default 8)."
+    ),
+    start: int | None = typer.Option(
+        None, "--start", min=0, help="With --split: the index of the first image (default 0)."
+    ),
+    data_root: str | None = typer.Option(
+        None,
+        "--data-root",
+        help="With --split: where the data set lives, if not where training found it.",
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="With --split: fetch the data set if it is not found."
     ),
 ) -> None:
+    images = list(images or [])
     if checkpoint is None and images and _names_a_checkpoint(images[0]):
         checkpoint, images = images[0], images[1:]
+    _check_inputs(images, split, max_images, start, data_root, download)
     source = open_checkpoint(checkpoint)
     announce(source)
+    if split is None:
+        inputs = {"images": images}
+        run = complete_images
+    else:
+        inputs = {"split": split, "start": start or 0, "count": max_images or 8}
+        inputs |= {"data_root": data_root, "download": download}
+        run = complete_split
     with row_progress("completing") as progress:
-        results = complete_images(
+        results = run(
             source,
-            images,
+            **inputs,
             occlude=occlude,
             samples=samples,
             out_dir=out,
@@ -78,8 +112,22 @@ def complete_command(
             classes=classes,
         )
     for r in results:
-        done = f"{r.image}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"
+        own = ", its own" if r.own_label else ""
+        under = "" if r.label is None else f" (class {r.label}{own})"
+        done = f"{r.image}{under}: {r.files[0]} and {len(r.files) - 1} completions in {out}/"
         console.print(done, soft_wrap=True)
+
+
+def _check_inputs(images, split, max_images, start, data_root, download) -> None:
+    """Image files or --split, not both; the --split options only with it."""
+    if split is not None and images:
+        raise ConfigError(
+            f"--split: give image files or --split, not both (got {len(images)} image files)"
+        )
+    only = {"--max-images": max_images, "--start": start, "--data-root": data_root}
+    given = [name for name, value in only.items() if value is not None] + ["--download"] * download
+    if split is None and given:
+        raise ConfigError(f"{given[0]}: only with --split (images of the checkpoint's data set)")
 
 
 def _names_a_checkpoint(arg: Path) -> bool:

@@ -15,10 +15,12 @@ import torch
 from PIL import Image
 
 from ..checkpoint import Checkpoint
-from ..conditioning import ConditionInfo, parse_class
+from ..conditioning import ConditionInfo, label_data, parse_class
 from ..config import SampleConfig
+from ..data import SPLITS, load_split
 from ..devices import parse_device
-from ..errors import ConditionError, ConfigError, ImageError
+from ..errors import CheckpointError, ConditionError, ConfigError, DataError, ImageError
+from ..evaluate import check_compatible
 from ..images import (
     check_writable,
     class_grid,
@@ -57,10 +59,12 @@ class Samples:
 
 @dataclass
 class Completion:
-    image: Path
+    image: str | Path  # the input: its file, or "<split> <index>" for an image of the data set
     notes: list[str]
     completions: torch.Tensor  # (K, C, H, W)
     files: list[Path] = field(default_factory=list)
+    label: str | None = None  # a class-conditional model: the class completed under
+    own_label: bool = False  # that class is the image's true one (from the data set)
 
 
 def open_checkpoint(spec: str | Path | None) -> Source:
@@ -180,16 +184,37 @@ def _sample_classes(source: Source, classes, n: int | None) -> tuple[torch.Tenso
 def _complete_class(source: Source, classes) -> torch.Tensor | None:
     """The label ``(1,)`` completions are drawn under, or None for an unconditional model.
     Image files carry no class, so a class-conditional model needs ``--class``."""
-    info = source.condition
-    if classes is not None:
-        return torch.tensor([parse_class(classes, info)])
-    if info is None:
-        return None
-    shown = ", ".join(info.names[:10]) + (", ..." if info.classes > 10 else "")
+    label = _class_override(source, classes)
+    if label is not None or source.condition is None:
+        return label
     raise ConditionError(
         "--class: this model is class-conditional and image files carry no class; "
-        f"give the class to complete under (0..{info.classes - 1} or a name: {shown})"
+        f"give the class to complete under ({_class_choices(source.condition)}), or complete "
+        "images of its data set with --split, which uses each image's own class"
     )
+
+
+def _class_override(source: Source, classes) -> torch.Tensor | None:
+    """``--class`` as a label ``(1,)``, None where it is not given; on an unconditional
+    model it is an error."""
+    return None if classes is None else torch.tensor([parse_class(classes, source.condition)])
+
+
+def _class_choices(info: ConditionInfo) -> str:
+    shown = ", ".join(info.names[:10]) + (", ..." if info.classes > 10 else "")
+    return f"0..{info.classes - 1} or a name: {shown}"
+
+
+@dataclass
+class _Inputs:
+    """What is completed: images converted to the model's format and what to call them."""
+
+    x: torch.Tensor  # (N, C, H, W)
+    names: list[str | Path]  # each input as the output line names it
+    stems: list[str]  # each input's output file stem
+    notes: list[list[str]]  # what was converted, per input
+    labels: torch.Tensor | None = None  # (N,) or (1,): the classes completed under
+    own: bool = False  # the labels are the images' true classes
 
 
 def complete_images(
@@ -218,44 +243,162 @@ def complete_images(
     files carry no class); on an unconditional model it is an error.
     """
     label = _complete_class(source, classes)
-    if samples < 1:
-        raise ConfigError(f"--samples: must be >= 1, got {samples}")
     if not images:
-        raise ImageError("no images given: pass one or more image files to complete")
-    check_writable(out_dir)  # before the work, not after it
-    seed = int(_setting(seed, source, "seed"))
-    size = source.size
-    scale = _zoom(zoom, size, samples + 2, samples + 2)
-    hidden = occlusion_mask(occlude, size, seed=seed)  # (H, W)
+        raise ImageError(
+            "no images given: pass one or more image files to complete, or --split to "
+            "complete images of the checkpoint's data set"
+        )
+    plan = _plan(source, occlude, samples, out_dir, seed, zoom)
     model = source.checkpoint.build_model(parse_device(device))
     inputs, all_notes = [], []
     for path in images:
-        image, notes = load_image(path, channels=model.channels, levels=model.levels, size=size)
+        image, notes = load_image(
+            path, channels=model.channels, levels=model.levels, size=source.size
+        )
         for line in notes if note is not None else ():
             note(f"{path}: {line}")
         inputs.append(image)
         all_notes.append(notes)
-    x = torch.stack(inputs).repeat_interleave(samples, 0)  # (N*K, C, H, W)
+    names = [Path(p) for p in images]
+    given = _Inputs(torch.stack(inputs), names, _unique_stems(images), all_notes, label)
+    return _complete(source, model, given, plan, temperature, method, progress)
+
+
+def complete_split(
+    source: Source,
+    split: str,
+    *,
+    start: int = 0,
+    count: int = 8,
+    data_root: str | None = None,
+    download: bool = False,
+    occlude: str,
+    samples: int = 4,
+    out_dir: str | Path = "completions",
+    seed: int | None = None,
+    temperature: float | None = None,
+    method: str | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
+    zoom: int | None = None,
+    classes: str | int | None = None,
+) -> list[Completion]:
+    """Complete images ``start .. start + count - 1`` of ``split`` of the checkpoint's own
+    data set (as its recipe reads it; ``data_root`` and ``download`` as for ``eval``),
+    writing ``<split>_<index>_grid.png`` and ``<split>_<index>_<k>.png`` as
+    :func:`complete_images` does. A class-conditional model completes each image under
+    its true class; ``classes`` overrides that for all of them."""
+    override = _class_override(source, classes)
+    if start < 0 or count < 1:
+        raise ConfigError(f"--start must be >= 0 and --max-images >= 1, got {start} and {count}")
+    plan = _plan(source, occlude, samples, out_dir, seed, zoom)
+    data = _open_split(source, split, data_root, download)
+    rows = range(start, min(start + count, len(data)))
+    if not rows:
+        raise DataError(f"--start {start}: {data.name} {split} has only {len(data)} images")
+    model = source.checkpoint.build_model(parse_device(device))
+    check_compatible(model, data)
+    given = _split_inputs(source, data, rows, override)
+    if note is not None:  # once every check has passed: an error stays one line
+        note(f"images {rows.start}..{rows.stop - 1} of {data.description}")
+    return _complete(source, model, given, plan, temperature, method, progress)
+
+
+def _open_split(source: Source, split: str, root: str | None, download: bool):
+    """``split`` of the data set the checkpoint's recipe trained on."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    ckpt = source.checkpoint
+    if not isinstance(ckpt.recipe, dict) or not isinstance(ckpt.recipe.get("data"), dict):
+        raise CheckpointError(
+            f"{ckpt.path}: records no data set (its recipe's data section), so --split has "
+            "nothing to read; complete image files, or use the training checkpoint"
+        )
+    d = ckpt.section("data")
+    opts = d.options() | ({"download": True} if download else {})
+    data = load_split(d.name, split, root=root or d.root, **opts)
+    if (data.height, data.width) != source.size:
+        raise DataError(
+            f"{data.name} {split} has {data.height}x{data.width} images but the model was "
+            f"trained on {source.size[0]}x{source.size[1]}: {data.description}"
+        )
+    return data
+
+
+def _split_inputs(source: Source, data, rows: range, override) -> _Inputs:
+    """Images ``rows`` of ``data`` and the classes they are completed under: ``override``
+    (``--class``) where given, else, for a class-conditional model, their own."""
+    info = source.condition
+    if override is None and info is not None:
+        if data.labels is None:
+            raise ConditionError(
+                f"--class: this model is class-conditional and {data.name} {data.split} has no "
+                f"labels; give the class to complete under ({_class_choices(info)})"
+            )
+        label_data(info, data)  # the set's classes must be the model's
+    x, own = data.batch(rows)  # (N, C, H, W) uint8; (N,) where the set is labelled, else None
+    names = [f"{data.split} {i}" for i in rows]
+    stems = [f"{data.split}_{i:05d}" for i in rows]
+    notes = [[] for _ in rows]
+    if override is not None or own is None:
+        return _Inputs(x.long(), names, stems, notes, override)
+    return _Inputs(x.long(), names, stems, notes, own, own=True)
+
+
+@dataclass
+class _Plan:
+    seed: int
+    samples: int
+    scale: int  # the grids' zoom
+    hidden: torch.Tensor  # (H, W) bool
+    out_dir: Path
+
+
+def _plan(source: Source, occlude: str, samples: int, out_dir, seed, zoom) -> _Plan:
+    """A completion's options, checked (the output folder too) before any work."""
+    if samples < 1:
+        raise ConfigError(f"--samples: must be >= 1, got {samples}")
+    check_writable(out_dir)
+    seed = int(_setting(seed, source, "seed"))
+    scale = _zoom(zoom, source.size, samples + 2, samples + 2)
+    hidden = occlusion_mask(occlude, source.size, seed=seed)  # (H, W)
+    return _Plan(seed, samples, scale, hidden, Path(out_dir))
+
+
+def _complete(source, model, given: _Inputs, plan: _Plan, temperature, method, progress):
+    """Complete ``given`` as one batch, write its grids and images, all or none."""
+    k = plan.samples
+    x = given.x.repeat_interleave(k, 0)  # (N*K, C, H, W)
+    labels = given.labels
+    if labels is not None and len(labels) > 1:  # one class per image: one per completion
+        labels = labels.repeat_interleave(k, 0)  # (N*K,)
     filled = complete(
         model,
         x,
-        ~hidden,
-        generator=torch.Generator().manual_seed(seed),
+        ~plan.hidden,
+        generator=torch.Generator().manual_seed(plan.seed),
         temperature=float(_setting(temperature, source, "temperature")),
         method=_setting(method, source, "method"),
         progress=progress,
-        cond=label,
+        cond=labels,
     ).cpu()
-    filled = filled.view(len(inputs), samples, *filled.shape[1:])  # (N, K, C, H, W)
-    out_dir, levels, results = Path(out_dir), model.levels, []
+    filled = filled.view(len(given.x), k, *filled.shape[1:])  # (N, K, C, H, W)
+    levels, results = model.levels, []
     with all_or_none([]) as written:
-        for k, stem in enumerate(_unique_stems(images)):
+        for n, stem in enumerate(given.stems):
             first = len(written)
-            grid = out_dir / f"{stem}_grid.png"
-            written.append(completion_grid(inputs[k], hidden, filled[k], levels, grid, scale=scale))
-            for s, image in enumerate(filled[k], 1):
-                written.append(save_image(image, levels, out_dir / f"{stem}_{s}.png"))
-            results.append(Completion(Path(images[k]), all_notes[k], filled[k], written[first:]))
+            grid = plan.out_dir / f"{stem}_grid.png"
+            written.append(
+                completion_grid(given.x[n], plan.hidden, filled[n], levels, grid, scale=plan.scale)
+            )
+            for s, image in enumerate(filled[n], 1):
+                written.append(save_image(image, levels, plan.out_dir / f"{stem}_{s}.png"))
+            result = Completion(given.names[n], given.notes[n], filled[n], written[first:])
+            if given.labels is not None:
+                label = int(given.labels[n if len(given.labels) > 1 else 0])
+                result.label, result.own_label = source.condition.names[label], given.own
+            results.append(result)
     return results
 
 
