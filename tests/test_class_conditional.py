@@ -246,3 +246,29 @@ def test_a_conditional_run_resumes(run, tmp_path):
         and ckpt.condition()
         == pixelgen.checkpoint.load_checkpoint(run / "checkpoints" / "last.pt").condition()
     )
+
+
+def test_resume_refuses_a_run_whose_classes_differ_from_the_data(run, tmp_path, capsys):
+    """The data section can stay the same while the set's classes change (a folder given
+    a new class subfolder): one line naming the classes, not a state-dict traceback."""
+    import dataclasses
+    import shutil
+
+    from pixelgen.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    last = out / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(last)
+    weights = {
+        k: v[:, :9] if k.startswith("condition.maps.") else v for k, v in ckpt.weights.items()
+    }
+    data = {**ckpt.data, "classes": ckpt.data["classes"][:9]}
+    hparams = {**ckpt.hparams, "cond_channels": 9}
+    save_checkpoint(last, dataclasses.replace(ckpt, weights=weights, data=data, hparams=hparams))
+    capsys.readouterr()
+    args = ["train", str(out / "recipe.yaml"), "--out", str(out), "--no-progress", "--resume"]
+    assert main([*args, "--set", "train.max_steps=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --resume:") and "9 classes" in err and "10" in err, err
+    assert "\n" not in err and "Traceback" not in err

@@ -246,6 +246,19 @@ def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
                 f"--resume: the recipe's {section} section differs from the run's "
                 f"({ckpt.path}); only train/eval/sample settings may change on resume"
             )
+    saved_condition = ckpt.condition()
+    if saved_condition != s.condition:  # same data section, other classes (a folder's)
+
+        def said(c: conditioning.ConditionInfo | None) -> str:
+            if c is None:
+                return "no condition"
+            names = ", ".join(c.names[:5]) + (", ..." if c.classes > 5 else "")
+            return f"{c.classes} classes ({names})"
+
+        raise ConfigError(
+            f"--resume: the run's model has {said(saved_condition)} ({ckpt.path}) but the "
+            f"data set now has {said(s.condition)}; start a new run for the new classes"
+        )
     s.model.load_state_dict(ckpt.weights)
     st = ckpt.state
     s.opt.load_state_dict(st["optimizer"])
