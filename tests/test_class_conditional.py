@@ -272,3 +272,17 @@ def test_resume_refuses_a_run_whose_classes_differ_from_the_data(run, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --resume:") and "9 classes" in err and "10" in err, err
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_an_unconditional_model_scores_a_labelled_set_without_its_labels():
+    # A labelled set is what a class-conditional run loads; an unconditional model given
+    # the same set must score the images alone, as on the unlabelled set.
+    from pixelgen.evaluate import evaluate
+
+    model = pixelgen.create_model("pixelcnn", channels=1, levels=2, hidden=4, layers=1)
+    plain = load_split("binarized_mnist", "test")
+    labelled = load_split("binarized_mnist", "test").with_labels()
+    with torch.no_grad():
+        want = evaluate(model, plain, max_images=8).nll_nats
+        got = evaluate(model, labelled, max_images=8).nll_nats
+    assert got == pytest.approx(want, abs=1e-9)

@@ -89,9 +89,12 @@ def evaluate(
     part_masks, part_sums = None, None
     checked = False
     per_image, position_sum = [], 0.0
+    # A labelled set's classes go only to a model that reads them.
+    conditional = getattr(model, "condition", None) is not None
     for start in range(lo, hi, batch_size):
         idx = range(start, min(start + batch_size, hi))
-        x, labels = _batch(dataset, idx)  # labels: a conditional model's classes, else None
+        x, labels = _batch(dataset, idx)
+        labels = labels if conditional else None
         x = x.to(device=device, dtype=torch.long)
         logits = model(x) if labels is None else model(x, labels.to(device))  # (B, L, C, H, W)
         logp = F.log_softmax(logits.double(), dim=1)
