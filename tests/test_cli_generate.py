@@ -14,14 +14,6 @@ from pixelgen.cli.app import main
 from pixelgen.images import load_image, occlusion_mask, save_image
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def ckpt(tmp_path):
     model = tiny_model("row_lstm", levels=2, hidden=4, layers=1).float()

@@ -21,14 +21,6 @@ DATA = {"name": "binarized_mnist", "binarize": "static"}
 DIGITS = [str(k) for k in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def save(tmp_path, name, model, *, condition=None, data=DATA, run=None):
     path = tmp_path / "runs" / (run or name) / "checkpoints" / "last.pt"
     recipe = {"model": {"name": name, "condition": condition}, "sample": {"seed": 3}}
