@@ -6,7 +6,9 @@ Writes, for each shipped model NAME: ``pretrained_NAME_samples.png`` (16 samples
 0), ``pretrained_NAME_completions.png`` (the hidden bottom half of the first 6 binarized
 MNIST test digits, 4 completions each: original | occluded | completions) and
 ``pretrained_NAME_heatmap.png`` (mean NLL per pixel over the full test set, from
-``pixelgen eval --report``); and ``pretrained_valid_curves.png``: the validation NLL of
+``pixelgen eval --report``); the same samples and completions of all the models side by
+side (``pretrained_samples.png``, ``pretrained_completions.png``); and
+``pretrained_valid_curves.png``: the validation NLL of
 each model against images seen, with the paper's results as lines. Prints the Markdown
 results table and puts it in the README between ``<!-- results-table -->`` and
 ``<!-- /results-table -->``.
@@ -23,7 +25,7 @@ import torch
 
 from pixelgen import pretrained, sources
 from pixelgen.data import load_split
-from pixelgen.images import completion_grid, occlusion_mask, save_grid
+from pixelgen.images import class_grid, completion_grid, occlusion_mask, save_grid
 from pixelgen.plots import plot_curves
 from pixelgen.report import evaluate_checkpoint
 from pixelgen.sampling import complete
@@ -31,24 +33,40 @@ from pixelgen.sampling import complete
 #: Table 4 of the paper: test NLL (nats) on binarized MNIST.
 PAPER = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20}
 LABEL = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM", "diagonal_bilstm": "Diagonal BiLSTM"}
+HIDDEN = occlusion_mask("bottom-half", (28, 28))  # (28, 28) bool, True where hidden
 
 
-def pictures(info: pretrained.Pretrained, out: Path, test) -> None:
+def pictures(info: pretrained.Pretrained, out: Path, digits: torch.Tensor):
+    """Writes one model's pictures; returns its samples ``(16, 1, 28, 28)`` and its
+    completions of ``digits`` ``(6, 4, 1, 28, 28)``, both from seed 0."""
     model = sources.read_shipped(info).build_model()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         samples = model.sample(16, (28, 28), generator=gen)
     save_grid(samples, 2, out / f"pretrained_{info.name}_samples.png", nrow=8, scale=3)
-    digits = torch.stack([test[i] for i in range(6)])  # (6, 1, 28, 28)
-    hidden = occlusion_mask("bottom-half", (28, 28))
     x = digits.repeat_interleave(4, 0)
     with torch.no_grad():
-        filled = complete(model, x, ~hidden, generator=torch.Generator().manual_seed(0))
+        filled = complete(model, x, ~HIDDEN, generator=torch.Generator().manual_seed(0))
+    filled = filled.view(6, 4, 1, 28, 28)
     grid = out / f"pretrained_{info.name}_completions.png"
-    completion_grid(digits, hidden, filled.view(6, 4, 1, 28, 28), 2, grid, scale=3)
+    completion_grid(digits, HIDDEN, filled, 2, grid, scale=3)
     with tempfile.TemporaryDirectory() as tmp:
         evaluate_checkpoint(info.name, report_dir=tmp, show_progress=False, log=lambda *a: 0)
         shutil.copy(Path(tmp) / "heatmap.png", out / f"pretrained_{info.name}_heatmap.png")
+    return samples, filled
+
+
+def side_by_side(models: list[pretrained.Pretrained], drawn: list, digits, out: Path) -> None:
+    """The shipped models next to each other: ``pretrained_samples.png`` (one row of 8
+    samples per model) and ``pretrained_completions.png`` (each digit's hidden half
+    completed twice by every model), so a reader can compare what each one learned."""
+    labels = [LABEL.get(m.model_name, m.model_name) for m in models]
+    rows = torch.stack([samples[:8] for samples, _ in drawn])  # (M, 8, 1, 28, 28)
+    class_grid(rows, 2, labels, out / "pretrained_samples.png", scale=3)
+    filled = torch.cat([f[:, :2] for _, f in drawn], dim=1)  # (6, 2M, 1, 28, 28)
+    names = [label for label in labels for _ in range(2)]
+    grid = out / "pretrained_completions.png"
+    completion_grid(digits, HIDDEN, filled, 2, grid, scale=4, names=names)
 
 
 def curves(models: list[pretrained.Pretrained], out: Path) -> None:
@@ -97,8 +115,9 @@ def main() -> None:
     models = pretrained.shipped()
     test = load_split("binarized_mnist", "test")
     args.out.mkdir(parents=True, exist_ok=True)
-    for info in models:
-        pictures(info, args.out, test)
+    digits = torch.stack([test[i] for i in range(6)])  # (6, 1, 28, 28)
+    drawn = [pictures(info, args.out, digits) for info in models]
+    side_by_side(models, drawn, digits, args.out)
     curves(models, args.out)
     text = table(models)
     print(text)

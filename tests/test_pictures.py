@@ -125,6 +125,24 @@ def test_completion_grid_caption_names_the_columns(tmp_path):
         assert np.array_equal(below, np.asarray(a.convert("RGB")))  # the images, unchanged
 
 
+def test_completion_grid_caption_takes_the_columns_names(tmp_path):
+    original = torch.ones(1, 28, 28, dtype=torch.long)
+    hidden = occlusion_mask("bottom-half", (28, 28))
+    filled = torch.zeros(2, 1, 28, 28, dtype=torch.long)
+    kw = {"scale": 4}
+    default = completion_grid(original, hidden, filled, 2, tmp_path / "d.png", **kw)
+    named = completion_grid(original, hidden, filled, 2, tmp_path / "n.png", **kw, names=["A", "B"])
+    again = completion_grid(original, hidden, filled, 2, tmp_path / "a.png", **kw, names=["A", "B"])
+    assert size_of(default) == size_of(named)
+    with Image.open(default) as d, Image.open(named) as n, Image.open(again) as a:
+        d, n, a = (np.asarray(im.convert("RGB")) for im in (d, n, a))
+    column = 4 * (28 + 2)
+    # The first two columns keep their names; the completions' are the ones given.
+    assert np.array_equal(d[:10, : 2 * column], n[:10, : 2 * column])
+    assert not np.array_equal(d[:10, 2 * column :], n[:10, 2 * column :])
+    assert np.array_equal(n, a)
+
+
 def test_curve_is_in_nats_for_two_level_data(trained):
     run_dir, curves = trained
     assert (run_dir / "curve.png").is_file() and curves

@@ -131,6 +131,7 @@ def completion_grid(
     padding: int = 2,
     scale: int = 1,
     caption: bool = True,
+    names: list[str] | None = None,
 ) -> Path:
     """One row per input: original | occluded view (hidden pixels red) | completions.
 
@@ -138,7 +139,8 @@ def completion_grid(
     ``(H, W)`` or ``(N, H, W)``, ``completions`` ``(N, K, C, H, W)`` (or ``(K, C, H, W)``).
     Written as RGB so the hidden colour shows on grayscale images too. With ``caption``,
     a thin row on top names the columns (original, occluded, sample 1 ...), where the
-    enlarged images are wide enough for the words.
+    enlarged images are wide enough for the words; ``names`` replaces the completion
+    columns' names (one per column, e.g. the model that drew it).
     """
     if original.dim() == 3:
         original, completions = original.unsqueeze(0), completions.unsqueeze(0)
@@ -151,8 +153,10 @@ def completion_grid(
         tiles.extend(_rgb(_hwc(im)) for im in to_uint8(completions[idx], levels))
     grid = _tile(tiles, k + 2, padding, scale)
     if caption:
-        names = ["original", "occluded", *(f"sample {s}" for s in range(1, k + 1))]
-        grid = _with_caption(grid, names, original.shape[-1], padding, scale)
+        names = names or [f"sample {s}" for s in range(1, k + 1)]
+        grid = _with_caption(
+            grid, ["original", "occluded", *names], original.shape[-1], padding, scale
+        )
     return _save(grid, path)
 
 
