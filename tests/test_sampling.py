@@ -255,8 +255,11 @@ def test_model_without_stepper_falls_back_to_naive_with_a_warning():
 
 
 def test_inverse_cdf():
-    logits = torch.tensor([0.25, 0.0, 0.75]).log().expand(5, 3)  # level 1 has probability 0
-    u = torch.tensor([0.0, 0.2499, 0.25, 0.9, 1.0 - 1e-17], dtype=torch.float64)
+    # Probabilities (1/2, 0, 1/2) are exact in floating point, so u = 1/2 lies exactly on
+    # the boundary (log(0.25) would round, and which side u = 0.25 fell on depended on
+    # the CPU's exp). Level 1 has probability 0 and is never drawn.
+    logits = torch.tensor([0.0, float("-inf"), 0.0]).expand(5, 3)
+    u = torch.tensor([0.0, 0.4999, 0.5, 0.9, 1.0 - 1e-17], dtype=torch.float64)
     assert inverse_cdf(logits, u).tolist() == [0, 0, 2, 2, 2]
     flat = torch.zeros(2, 4)
     assert inverse_cdf(flat, torch.tensor([0.49, 0.51])).tolist() == [1, 2]
