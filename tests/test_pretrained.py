@@ -73,6 +73,24 @@ def test_listing_and_best(shelf, capsys):
     assert code == 0 and "tiny_a" in err and "400.00 ± 1.50" in err and "1,234" in err
 
 
+def test_listing_fits_80_columns_and_names_each_data_set_only_when_they_differ(
+    shelf, tiny_run, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, _, err = run(["pretrained"], capsys)
+    assert code == 0 and "test NLL in nats on binarized_mnist" in err
+    ckpt = load_checkpoint(tiny_run / "checkpoints" / "last.pt")
+    results = {**RESULTS, "data": "cifar10 test"}
+    pretrained.write_pretrained(ckpt.build_model(), ckpt, shelf / "tiny_c.safetensors",
+                                results=results)  # fmt: skip
+    code = main(["pretrained"])
+    err = capsys.readouterr().err
+    assert code == 0 and "on binarized_mnist" not in err
+    rows = [line for line in err.splitlines() if line.lstrip().startswith("tiny_")]
+    assert "binarized_mnist" in rows[0] and "cifar10" in rows[2]
+    assert max(len(line.rstrip()) for line in err.splitlines()) <= 80
+
+
 def test_eval_without_checkpoint_or_runs_uses_the_best_shipped_model(shelf, capsys):
     code, _, err = run(["eval", "--bits-per-dim", "--max-images", "8", "--no-progress"], capsys)
     assert code == 0, err

@@ -7,6 +7,7 @@ import inspect
 import json
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..config import recipe_schema, shipped_recipes
@@ -67,20 +68,25 @@ def datasets_command() -> None:
 @app.command("pretrained")
 def pretrained_command() -> None:
     """List the models shipped with pixelgen (usable by name wherever a checkpoint is asked
-    for: `pixelgen sample mnist_pixelcnn`)."""
-    table = Table(title="shipped pretrained models")
-    for column in ("name", "model", "data", "test NLL (nats)", "parameters", "trained on"):
-        whole = column in ("name", "model", "test NLL (nats)")
-        style = "bold" if column == "name" else None
-        table.add_column(column, style=style, no_wrap=whole, overflow="fold")
-    for m in shipped():
+    for: `pixelgen sample mnist_diagonal_bilstm`)."""
+    models = shipped()
+    data = {m.results.get("data", "?").removesuffix(" test") for m in models}
+    # One data set for all goes in the title, so the table fits an 80-column terminal.
+    one = data.pop() if len(data) == 1 else None
+    title = "shipped pretrained models" + (f": test NLL in nats on {one}" if one else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns = ["name", "model", *([] if one else ["data"]), "test NLL", "params",
+               "trained on"]  # fmt: skip
+    for column in columns:
+        table.add_column(column, style="bold" if column == "name" else None, no_wrap=True)
+    for m in models:
         r = m.results
         table.add_row(
             m.name,
             m.model_name,
-            r.get("data", "?").removesuffix(" test"),
+            *([] if one else [r.get("data", "?").removesuffix(" test")]),
             f"{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}",
             f"{m.parameters:,}",
-            f"{r['images_seen'] / 1000:,.0f}k images, {r['train_hours']:.1f} h",
+            f"{r['images_seen'] / 1000:,.0f}k img, {r['train_hours']:.1f} h",
         )
     console.print(table)
