@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from pixelgen import pretrained, sources
+from pixelgen.config import load_recipe, recipe_to_dict
 from pixelgen.data import load_split
 from pixelgen.images import class_grid, completion_grid, occlusion_mask, save_grid
 from pixelgen.plots import plot_curves
@@ -88,6 +89,16 @@ def curves(models: list[pretrained.Pretrained], out: Path) -> None:
     )
 
 
+def reproduce(info: pretrained.Pretrained) -> str:
+    """The command that trains ``info`` again: its recorded command, plus a ``--set`` for
+    each training setting in which today's recipe of that name differs from the one the
+    model was trained with (a recipe retuned after a model shipped)."""
+    shipped = sources.read_shipped(info).recipe["train"]
+    today = recipe_to_dict(load_recipe(info.name))["train"]
+    sets = [f" --set train.{k}={shipped[k]}" for k in sorted(shipped) if shipped[k] != today.get(k)]
+    return info.results["reproduce"] + "".join(sets)
+
+
 def table(models: list[pretrained.Pretrained]) -> str:
     rows = [
         "| model | paper | pixelgen (test NLL, nats) | images seen | training time | machine |"
@@ -101,7 +112,7 @@ def table(models: list[pretrained.Pretrained]) -> str:
             f"| {PAPER.get(m.model_name, float('nan')):.2f} "
             f"| **{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}** "
             f"| {r['images_seen']:,} ({r['images_seen'] / 50_000:.1f} epochs) "
-            f"| {r['train_hours']:.1f} h | {r['machine']} | `{r['reproduce']}` |"
+            f"| {r['train_hours']:.1f} h | {r['machine']} | `{reproduce(m)}` |"
         )
     return "\n".join(rows)
 
