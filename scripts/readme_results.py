@@ -71,21 +71,27 @@ def side_by_side(models: list[pretrained.Pretrained], drawn: list, digits, out: 
 
 
 def curves(models: list[pretrained.Pretrained], out: Path) -> None:
-    series = {}
+    """The validation curves, each model's paper result a dashed line in its colour."""
+    series, colour_of, dashed = {}, {}, []
     for m in models:
         points = [(seen / 1000, nll) for seen, nll in m.results["valid_curve"]]
         series[f"{LABEL.get(m.model_name, m.model_name)} (validation)"] = points
     last = max(p[0] for s in series.values() for p in s)
-    for m in models:
+    for n, m in enumerate(models):
         paper = PAPER.get(m.model_name)
         if paper is not None:
-            series[f"paper {LABEL[m.model_name]} (test) {paper}"] = [(0, paper), (last, paper)]
+            name = f"paper {LABEL[m.model_name]} (test) {paper}"
+            series[name], colour_of[name] = [(0, paper), (last, paper)], n
+            dashed.append(name)
     plot_curves(
         series,
         out / "pretrained_valid_curves.png",
         title="binarized MNIST",
         xlabel="thousands of training images seen",
         ylabel="NLL, nats",
+        dotted=[s for s in series if s not in dashed],
+        colour_of=colour_of,
+        dashed=dashed,
     )
 
 

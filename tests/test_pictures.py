@@ -196,3 +196,23 @@ def test_curve_png_ticks_are_drawn_from_nice_range(tmp_path, monkeypatch):
     plots.plot_curves({"valid": [(100, 86.3), (37500, 91.7)]}, tmp_path / "c.png")
     assert len(calls) == 2  # x and y
     assert size_of(tmp_path / "c.png") == (720, 420)
+
+
+def test_a_reference_line_is_dashed_in_the_colour_of_its_series(tmp_path):
+    from pixelgen.plots import COLOURS, plot_curves
+
+    series = {"a": [(0, 10.0), (100, 12.0)], "b": [(0, 14.0), (100, 13.0)],
+              "ref a": [(0, 11.0), (100, 11.0)]}  # fmt: skip
+    path = tmp_path / "c.png"
+    plot_curves(series, path, colour_of={"ref a": 0}, dashed=["ref a"], ylim=(10.0, 14.0))
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)  # (H, W, 3)
+    blue, third = np.array(COLOURS[0]), np.array(COLOURS[2])  # 'ref a' would get index 2
+
+    def hits(colour):  # per row: pixels of that colour in the plot's left half
+        return (np.abs(img[:, 60:300] - colour).sum(-1) == 0).sum(1)
+
+    row = int(np.argmax(hits(blue)))  # the horizontal reference line
+    assert not hits(third).any()  # no series drawn in the third colour
+    # The reference row: blue pixels alternating with gaps, not one solid line.
+    line = (np.abs(img[row, 60:300] - blue).sum(-1) == 0).astype(int)
+    assert 0.3 < line.mean() < 0.7 and np.abs(np.diff(line)).sum() >= 10

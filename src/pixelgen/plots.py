@@ -4,7 +4,7 @@ needed)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +59,19 @@ def plot_curves(
     size: tuple[int, int] = (720, 420),
     dotted: Sequence[str] | None = None,
     ylim: tuple[float, float] | None = None,
+    colour_of: Mapping[str, int] | None = None,
+    dashed: Sequence[str] = (),
 ) -> None:
     """Line chart of named ``(x, y)`` series on round ticks (1, 2, 5 x 10^k) on both axes,
     the x axis from 0 for values that are not negative. The series named in ``dotted``
     (default: all but the first, since validation points are sparse) also get a dot at
-    each point. ``ylim`` limits the y range; what lies outside it is cut off."""
+    each point. ``ylim`` limits the y range; what lies outside it is cut off. ``colour_of``
+    gives a series the palette index of another (a reference line in its model's colour;
+    default: one colour per series in order), and the series named in ``dashed`` are drawn
+    dashed (reference values rather than measurements)."""
     dotted = set(list(series)[1:] if dotted is None else dotted)
+    colours = [COLOURS[(colour_of or {}).get(name, n) % len(COLOURS)] for n, name in
+               enumerate(series)]  # fmt: skip
     w, h = size
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
@@ -96,10 +103,11 @@ def plot_curves(
     for x in xticks:
         px, _ = to_px(x, y0)
         draw.line([px, top, px, h - bottom], fill=(240, 240, 240))
-    for n, (name, s) in enumerate(series.items()):
-        colour = COLOURS[n % len(COLOURS)]
+    for colour, (name, s) in zip(colours, series.items(), strict=True):
         pts = [to_px(x, y) for x, y in s]
-        if len(pts) > 1:
+        if len(pts) > 1 and name in dashed:
+            _dashed_line(draw, pts, fill=colour, width=2)
+        elif len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
         if name in dotted or len(pts) == 1:
             for px, py in pts:
@@ -129,8 +137,21 @@ def plot_curves(
         (w // 2 - _text_width(draw, xlabel, font) / 2, h - 20), xlabel, fill="black", font=font
     )
     draw.text((left, 8), f"{title}   ({ylabel})" if title else ylabel, fill="black", font=font)
-    _legend(draw, font, list(series), dotted, right=w - right - 8, top=top + 8)
+    _legend(draw, font, dict(zip(series, colours, strict=True)), dotted, set(dashed),
+            right=w - right - 8, top=top + 8)  # fmt: skip
     save_png(img, path)
+
+
+def _dashed_line(draw, pts: list[tuple[float, float]], *, fill, width: int, dash: float = 8):
+    """A polyline drawn as dashes of ``dash`` pixels with gaps of the same length."""
+    for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
+        length = max(((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5, 1e-9)
+        for k in range(int(length // (2 * dash)) + 1):
+            t0, t1 = 2 * k * dash / length, min((2 * k + 1) * dash / length, 1.0)
+            if t0 < 1.0:
+                start = (xa + (xb - xa) * t0, ya + (yb - ya) * t0)
+                draw.line([start, (xa + (xb - xa) * t1, ya + (yb - ya) * t1)], fill=fill,
+                          width=width)  # fmt: skip
 
 
 def _ticks(lo: float, hi: float, step: float) -> list[float]:
@@ -151,16 +172,21 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
     return box[2] - box[0]
 
 
-def _legend(draw, font, names: list[str], dotted: set[str], *, right: float, top: float) -> None:
+def _legend(draw, font, colours: dict, dotted: set[str], dashed: set[str], *, right: float,
+            top: float) -> None:  # fmt: skip
     """The names with their colours, in a white box in the top right corner."""
+    names = list(colours)
     width = 34 + max(_text_width(draw, name, font) for name in names)
     lx = right - width
     draw.rectangle(
         [lx - 6, top - 4, right, top + 16 * len(names)], fill="white", outline=(200, 200, 200)
     )
     for n, name in enumerate(names):
-        colour, ly = COLOURS[n % len(COLOURS)], top + 16 * n
-        draw.line([lx, ly + 8, lx + 18, ly + 8], fill=colour, width=3)
+        colour, ly = colours[name], top + 16 * n
+        if name in dashed:
+            _dashed_line(draw, [(lx, ly + 8), (lx + 18, ly + 8)], fill=colour, width=3, dash=5)
+        else:
+            draw.line([lx, ly + 8, lx + 18, ly + 8], fill=colour, width=3)
         if name in dotted:
             draw.ellipse([lx + 6, ly + 5, lx + 12, ly + 11], fill=colour)
         draw.text((lx + 24, ly), name, fill="black", font=font)
