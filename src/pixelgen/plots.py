@@ -214,7 +214,7 @@ def plot_heatmap(
     lo, hi = float(values.min()), float(values.max())
     t = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
     cells = np.kron(colour_scale(t), np.ones((cell, cell, 1), dtype=np.uint8))
-    font = ImageFont.load_default()
+    font = _font()
     top, bar = 24, 16
     img = Image.new("RGB", (w * cell + 110, max(h * cell, 120) + top + 8), "white")
     img.paste(Image.fromarray(cells), (4, top))
@@ -244,7 +244,7 @@ def plot_histogram(
     left, right, top, bottom = 60, 20, 36, 48
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
+    font = _font()
     x0, x1, c1 = float(edges[0]), float(edges[-1]), max(int(counts.max()), 1)
     span = (x1 - x0) or 1.0
 
