@@ -40,6 +40,7 @@ class WindowConv:
         # Flattened in the order a window slice of the buffer flattens: (rows, kw, I).
         self.weight = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)  # (O, rows*kw*I)
         self.bias = conv.bias
+        self.affine = Affine(self.weight, self.bias)
         self.buf = w.new_zeros(batch, self.rows, width + 2 * self.pad, w.shape[1])
 
     def next_row(self) -> None:
@@ -59,7 +60,7 @@ class WindowConv:
 
     def __call__(self, j: int) -> torch.Tensor:  # -> (B, O)
         window = self.buf[:, :, j : j + self.kw]  # (B, rows, kw, I)
-        return F.linear(window.reshape(window.shape[0], -1), self.weight, self.bias)
+        return self.affine(window.reshape(window.shape[0], -1))
 
 
 class Pointwise:
@@ -70,9 +71,26 @@ class Pointwise:
             raise ValueError(f"expected a 1x1 convolution, got {conv.kernel}")
         self.weight = conv.masked_weight()[:, :, 0, 0]  # (O, I)
         self.bias = conv.bias
+        self.affine = Affine(self.weight, self.bias)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        return F.linear(v, self.weight, self.bias)
+        return self.affine(v) if v.dim() == 2 else F.linear(v, self.weight, self.bias)
+
+
+class Affine:
+    """``F.linear(v, weight, bias)`` for a ``(B, I)`` input, as one ``addmm`` (or ``mm``)
+    on the transposed view ``F.linear`` itself would take. A fast step runs tens of
+    thousands of these on tiny matrices, where ``linear``'s own dispatch (``t``, then
+    ``addmm``) is a large part of the time; the product and its rounding are the same."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        self.weight_t = weight.t()  # (I, O), a view: the same memory F.linear reads
+        self.bias = bias
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:  # (B, I) -> (B, O)
+        if self.bias is None:
+            return torch.mm(v, self.weight_t)
+        return torch.addmm(self.bias, v, self.weight_t)
 
 
 class CondTerms:
@@ -99,13 +117,13 @@ class HeadStep:
         out = Pointwise(head.out)
         # Output map c * L + v is colour c's logit of v: one (L, hidden) block per colour,
         # so a step computes only the colour it draws.
-        self.out = list(
-            zip(out.weight.split(head.levels), out.bias.split(head.levels), strict=True)
-        )
+        self.out = [
+            Affine(w, b)
+            for w, b in zip(out.weight.split(head.levels), out.bias.split(head.levels), strict=True)
+        ]
 
     def __call__(self, f: torch.Tensor, c: int) -> torch.Tensor:
-        w, b = self.out[c]
-        return F.linear(F.relu(self.hidden(F.relu(f))), w, b)  # (B, L)
+        return self.out[c](F.relu(self.hidden(F.relu(f))))  # (B, L)
 
 
 class CachedStepper(Stepper):
