@@ -169,8 +169,12 @@ def test_sharded_evaluation_equals_one_process(runs, tmp_path):
     assert sharded["num_images"] == one["num_images"] == 9
     # float32 forward passes with 1 vs 2 threads differ in the last bits; a shard lost or
     # counted twice moves the mean of 9 images by far more
-    for key in ("nll_nats", "nll_nats_stderr", "bits_per_dim"):
+    for key in ("nll_nats", "bits_per_dim"):
         assert sharded[key] == pytest.approx(one[key], rel=1e-6), key
+    # The standard error is a difference of sums of squares over 9 images: last-bit noise
+    # in each image's NLL weighs more in it, so its tolerance is wider (still far below a
+    # lost shard's effect).
+    assert sharded["nll_nats_stderr"] == pytest.approx(one["nll_nats_stderr"], rel=1e-4)
 
 
 @pytest.mark.slow

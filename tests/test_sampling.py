@@ -294,5 +294,8 @@ def test_bad_arguments_are_typed_errors():
 
 def test_math_sanity_of_the_chi_square_p_value():
     # gammaincc(k/2, x/2) is the chi-square survival function: median of chi2(2) is 2 ln 2.
-    p = torch.special.gammaincc(torch.tensor(1.0), torch.tensor(math.log(2.0)))
-    assert abs(float(p) - 0.5) < 1e-12
+    # float64: in float32 the result sits within an ulp of 0.5 that varies by CPU kernel.
+    half = torch.special.gammaincc(
+        torch.tensor(1.0, dtype=torch.float64), torch.tensor(math.log(2.0), dtype=torch.float64)
+    )
+    assert abs(float(half) - 0.5) < 1e-12
