@@ -217,3 +217,18 @@ def test_a_reference_line_is_dashed_in_the_colour_of_its_series(tmp_path):
     # The reference row: blue pixels alternating with gaps, not one solid line.
     line = (np.abs(img[row, 60:300] - blue).sum(-1) == 0).astype(int)
     assert 0.3 < line.mean() < 0.7 and np.abs(np.diff(line)).sum() >= 10
+
+
+@pytest.mark.parametrize(
+    "lo,hi,labels",
+    [
+        (8.46e-10, 0.352, ("0.000", "0.352")),
+        (2.1, 37.04, ("2.1", "37.0")),
+        (0.0, 0.0, ("0.000", "0.000")),
+        (150.0, 1234.5, ("150", "1234")),
+    ],
+)
+def test_heat_map_bar_labels_share_the_top_precision(lo, hi, labels):
+    from pixelgen.plots import bar_labels
+
+    assert bar_labels(lo, hi) == labels

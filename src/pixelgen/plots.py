@@ -223,10 +223,19 @@ def plot_heatmap(
     img.paste(Image.fromarray(ramp), (x_bar, top))
     draw = ImageDraw.Draw(img)
     draw.text((4, 6), title, fill="black", font=font)
-    draw.text((x_bar + bar + 4, top - 4), f"{hi:.3g}", fill="black", font=font)
-    draw.text((x_bar + bar + 4, top + h * cell - 8), f"{lo:.3g}", fill="black", font=font)
+    low, high = bar_labels(lo, hi)
+    draw.text((x_bar + bar + 4, top - 4), high, fill="black", font=font)
+    draw.text((x_bar + bar + 4, top + h * cell - 8), low, fill="black", font=font)
     draw.text((x_bar + bar + 4, top + h * cell // 2 - 6), unit, fill="black", font=font)
     save_png(img, path)
+
+
+def bar_labels(lo: float, hi: float) -> tuple[str, str]:
+    """A colour bar's end labels, both with the decimals that give the top three significant
+    digits: an empty border's 8e-10 nats reads as 0.000 beside 0.352, not as 8.46e-10."""
+    top = max(abs(lo), abs(hi))
+    places = max(0, 2 - math.floor(math.log10(top))) if top > 0 else 3
+    return f"{lo:.{places}f}", f"{hi:.{places}f}"
 
 
 def plot_histogram(
