@@ -105,18 +105,8 @@ def plot_curves(
         draw.line([px, top, px, h - bottom], fill=(240, 240, 240))
     for colour, (name, s) in zip(colours, series.items(), strict=True):
         pts = [to_px(x, y) for x, y in s]
-        if len(pts) > 1 and name in dashed:
-            _dashed_line(draw, pts, fill=colour, width=2)
-        elif len(pts) > 1:
-            draw.line(pts, fill=colour, width=2)
-        if name in dotted or len(pts) == 1:
-            for px, py in pts:
-                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-    # Whatever was drawn outside the axes (values beyond ylim) is cut off.
-    for box in ([0, 0, w, top - 1], [0, h - bottom + 1, w, h], [0, 0, left - 1, h]):
-        draw.rectangle(box, fill="white")
-    draw.rectangle([w - right + 1, 0, w, h], fill="white")
-    draw.rectangle([left, top, w - right, h - bottom], outline=(160, 160, 160))
+        _series(draw, pts, colour, dots=name in dotted, dashes=name in dashed)
+    _clip(draw, size, (left, top, w - right, h - bottom))
     for y, label in zip(yticks, ylabels, strict=True):
         _, py = to_px(x0, y)
         draw.line([left - 4, py, left, py], fill=(120, 120, 120))
@@ -127,12 +117,8 @@ def plot_curves(
         px, _ = to_px(x, y0)
         label = tick_label(x, xstep)
         draw.line([px, h - bottom, px, h - bottom + 4], fill=(120, 120, 120))
-        draw.text(
-            (px - _text_width(draw, label, font) / 2, h - bottom + 6),
-            label,
-            fill="black",
-            font=font,
-        )
+        width = _text_width(draw, label, font)
+        draw.text((px - width / 2, h - bottom + 6), label, fill="black", font=font)
     draw.text(
         (w // 2 - _text_width(draw, xlabel, font) / 2, h - 20), xlabel, fill="black", font=font
     )
@@ -140,6 +126,27 @@ def plot_curves(
     _legend(draw, font, dict(zip(series, colours, strict=True)), dotted, set(dashed),
             right=w - right - 8, top=top + 8)  # fmt: skip
     save_png(img, path)
+
+
+def _clip(draw, size: tuple[int, int], box: tuple[float, float, float, float]) -> None:
+    """Cut off whatever was drawn outside the axes ``box`` (values beyond ylim) and frame
+    it."""
+    (w, h), (left, top, right, bottom) = size, box
+    for r in ([0, 0, w, top - 1], [0, bottom + 1, w, h], [0, 0, left - 1, h], [right + 1, 0, w, h]):
+        draw.rectangle(r, fill="white")
+    draw.rectangle([left, top, right, bottom], outline=(160, 160, 160))
+
+
+def _series(draw, pts: list[tuple[float, float]], colour, *, dots: bool, dashes: bool):
+    """One series in pixels: a line (dashed or solid), and a dot at each point where asked
+    (or where there is a single point, which no line can show)."""
+    if len(pts) > 1 and dashes:
+        _dashed_line(draw, pts, fill=colour, width=2)
+    elif len(pts) > 1:
+        draw.line(pts, fill=colour, width=2)
+    if dots or len(pts) == 1:
+        for px, py in pts:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
 
 
 def _dashed_line(draw, pts: list[tuple[float, float]], *, fill, width: int, dash: float = 8):
