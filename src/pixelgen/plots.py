@@ -3,6 +3,7 @@ needed)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -151,7 +152,7 @@ def _series(draw, pts: list[tuple[float, float]], colour, *, dots: bool, dashes:
 
 def _dashed_line(draw, pts: list[tuple[float, float]], *, fill, width: int, dash: float = 8):
     """A polyline drawn as dashes of ``dash`` pixels with gaps of the same length."""
-    for (xa, ya), (xb, yb) in zip(pts, pts[1:], strict=False):
+    for (xa, ya), (xb, yb) in itertools.pairwise(pts):
         length = max(((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5, 1e-9)
         for k in range(int(length // (2 * dash)) + 1):
             t0, t1 = 2 * k * dash / length, min((2 * k + 1) * dash / length, 1.0)

@@ -70,7 +70,8 @@ def pretrained_command() -> None:
     """List the models shipped with pixelgen (usable by name wherever a checkpoint is asked
     for: `pixelgen sample mnist_diagonal_bilstm`)."""
     models = shipped()
-    data = {m.results.get("data", "?").removesuffix(" test") for m in models}
+    data_of = {m.name: m.results.get("data", "?").removesuffix(" test") for m in models}
+    data = set(data_of.values())
     # One data set for all goes in the title, so the table fits an 80-column terminal.
     one = data.pop() if len(data) == 1 else None
     title = "shipped pretrained models" + (f": test NLL in nats on {one}" if one else "")
@@ -84,7 +85,7 @@ def pretrained_command() -> None:
         table.add_row(
             m.name,
             m.model_name,
-            *([] if one else [r.get("data", "?").removesuffix(" test")]),
+            *([] if one else [data_of[m.name]]),
             f"{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}",
             f"{m.parameters:,}",
             f"{r['images_seen'] / 1000:,.0f}k img, {r['train_hours']:.1f} h",
