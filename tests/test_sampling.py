@@ -40,7 +40,8 @@ def recorder():
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("variant", [False, True])
-def test_fast_equals_naive_and_logits_are_exact(name, channels, variant):
+def test_fast_equals_naive_and_logits_are_exact(name, channels, variant, scan_path):
+    """Both bodies of a stepper: the native one (nn/csrc/steppers.cpp) and Python's."""
     kw = VARIANTS[name] if variant else {}
     model = tiny_model(name, channels=channels, levels=4, hidden=9, layers=3, seed=1, **kw)
     size = (5, 6) if channels == 3 else (6, 3)
@@ -105,7 +106,7 @@ def test_diagonal_bilstm_complete_context_completion(mode):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
-def test_fast_equals_naive_at_28x28(name):
+def test_fast_equals_naive_at_28x28(name, scan_path):
     """At the size people train on: the 7x7 input window and every cached row or
     diagonal then fit inside the image, which the small cases above never reach."""
     model = tiny_model(name, channels=1, levels=2, hidden=8, layers=2, seed=2)

@@ -1,7 +1,10 @@
-"""The native (C++) recurrence scans: built on first use, the Python scans as the fallback.
+"""The native (C++) recurrence scans and sampling steps: built on first use, the Python
+code as the fallback.
 
 ``csrc/recurrences.cpp`` runs the whole forward and the whole backward scan of the Row LSTM
-and of the Diagonal BiLSTM in one call each (see its header for why). It is compiled with
+and of the Diagonal BiLSTM in one call each (see its header for why); ``csrc/steppers.cpp``
+runs the body of a fast sampling step at one pixel in one call (``sampling/native_body.py``
+decides where). One extension holds both. It is compiled with
 ``torch.utils.cpp_extension`` the first time a layer needs it (about a minute), into
 ``$XDG_CACHE_HOME/pixelgen/native/<key>`` (``~/.cache`` by default; ``PIXELGEN_CACHE``
 overrides the root). The key covers the source, the flags, torch and Python, so an upgrade
@@ -44,7 +47,9 @@ try:
 except ImportError:  # not on Windows: torch's lock alone serializes the builds there
     fcntl = None  # type: ignore[assignment]
 
-SOURCES = (Path(__file__).resolve().parent / "csrc" / "recurrences.cpp",)
+SOURCES = tuple(
+    Path(__file__).resolve().parent / "csrc" / name for name in ("recurrences.cpp", "steppers.cpp")
+)
 CFLAGS = ("-O3",)
 _DTYPES = (torch.float32, torch.float64)
 

@@ -44,11 +44,11 @@ class WindowConv:
         self.buf = w.new_zeros(batch, self.rows, width + 2 * self.pad, w.shape[1])
 
     def next_row(self) -> None:
-        """Drop the oldest row and open a zero one for the new current row."""
+        """Drop the oldest row and open a zero one for the new current row, in place (a
+        native body holds this buffer's storage)."""
         if self.rows > 1:
-            self.buf = torch.cat([self.buf[:, 1:], torch.zeros_like(self.buf[:, :1])], 1)
-        else:
-            self.buf.zero_()
+            self.buf[:, :-1] = self.buf[:, 1:].clone()
+        self.buf[:, -1].zero_()
 
     def put(self, j: int, v: torch.Tensor) -> None:
         """Input at column ``j`` of the current row: ``v`` is ``(B, I)``."""

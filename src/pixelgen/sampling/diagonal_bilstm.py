@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..nn.lstm import lstm_update
 from .cache import Pointwise
+from .native_body import diagonal_body
 from .recurrent import RecurrentStepper
 from .stepper import register_stepper
 
@@ -54,6 +55,9 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         self.c = like.new_zeros(n, b, w + 1, h)
         self.h_above = like.new_zeros(n, b, w, h)  # left-to-right states of row i - 1
         self.right_above = like.new_zeros(n, b, w, h)  # right-to-left states of row i - 1
+        # Every row state is updated in place: a native body (native_body.py) holds the
+        # same storage.
+        self.native = diagonal_body(self)  # None: the Python layer_step below
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
         if i > 0 and self.raw_t is not None:
@@ -63,10 +67,16 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
     def body_row(self, i: int) -> None:
         if i == 0:
             return
-        self.right_above = self._right_scan(self.inputs, self.right_above, i - 1)
-        self.h_above = self.h[:, :, 1:]
-        self.h, self.c = torch.zeros_like(self.h), torch.zeros_like(self.c)
-        self.inputs = torch.zeros_like(self.inputs)
+        self.right_above.copy_(self._right_scan(self.inputs, self.right_above, i - 1))
+        self.h_above.copy_(self.h[:, :, 1:])
+        self.h.zero_()
+        self.c.zero_()
+        self.inputs.zero_()
+
+    def body_step(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.step(x, j)
+        return super().body_step(x, i, j)
 
     def _right_scan(self, inputs: torch.Tensor, above: torch.Tensor, row: int) -> torch.Tensor:
         """Right-to-left states of finished row ``row`` from its layer inputs ``(n, B, W,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .cache import CachedStepper, Pointwise, WindowConv
+from .native_body import pixelcnn_body
 from .stepper import register_stepper
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
@@ -30,6 +31,7 @@ class PixelCNNStepper(CachedStepper):
             (Pointwise(b.reduce), WindowConv(b.conv, self.batch, self.width), Pointwise(b.expand))
             for b in model.blocks
         ]
+        self.native = pixelcnn_body(self)  # None: the Python body below
 
     def body_row(self, i: int) -> None:
         if i > 0:
@@ -37,6 +39,8 @@ class PixelCNNStepper(CachedStepper):
                 conv.next_row()
 
     def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.step(f, j)
         for l, (reduce, conv, expand) in enumerate(self.blocks):  # f: (B, 2h)
             conv.put(j, F.relu(reduce(F.relu(f))))  # (B, h)
             a = conv(j) if self.terms is None else conv(j) + self.terms.at(l, i, j)  # (B, h)

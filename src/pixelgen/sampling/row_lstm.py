@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..nn.lstm import lstm_update
 from .cache import WindowConv
+from .native_body import row_lstm_body
 from .recurrent import RecurrentStepper
 from .stepper import register_stepper
 
@@ -31,22 +32,30 @@ class RowLSTMStepper(RecurrentStepper):
         self.input_to_state = [WindowConv(r.input_to_state, b, w) for r in model.rnns]
         self.state_to_state = [r.state_to_state for r in model.rnns]  # (4h, h, k)
         like = self.input.weight
-        n = len(model.rnns)
         # Row i's hidden and cell states, channels last; they become "previous" at row i+1.
         self.h = [like.new_zeros(b, w, r.hidden) for r in model.rnns]
         self.c = [like.new_zeros(b, w, r.hidden) for r in model.rnns]
-        self.c_prev: list[torch.Tensor] = [torch.zeros_like(c) for c in self.c]
-        self.gates_ss: list[torch.Tensor] = [None] * n  # (B, W, 4h) for the current row
+        self.c_prev = [torch.zeros_like(c) for c in self.c]
+        # The state-to-state gates of the current row, (B, W, 4h). Every row state is
+        # updated in place: a native body (native_body.py) holds the same storage.
+        self.gates_ss = [like.new_zeros(b, w, 4 * r.hidden) for r in model.rnns]
+        self.native = row_lstm_body(self)  # None: the Python layer_step below
 
     def body_row(self, i: int) -> None:
         for l, k_ss in enumerate(self.state_to_state):
             h_prev = self.h[l].transpose(1, 2)  # (B, h, W); zeros above row 0
             ss = F.conv1d(h_prev, k_ss, padding=k_ss.shape[-1] // 2)  # (B, 4h, W)
-            self.gates_ss[l] = ss.transpose(1, 2)
-            self.c_prev[l] = self.c[l]
-            self.h[l], self.c[l] = torch.zeros_like(self.h[l]), torch.zeros_like(self.c[l])
+            self.gates_ss[l].copy_(ss.transpose(1, 2))
+            self.c_prev[l].copy_(self.c[l])
+            self.h[l].zero_()
+            self.c[l].zero_()
             if i > 0:
                 self.input_to_state[l].next_row()
+
+    def body_step(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.step(x, j)
+        return super().body_step(x, i, j)
 
     def layer_step(self, l: int, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         conv = self.input_to_state[l]

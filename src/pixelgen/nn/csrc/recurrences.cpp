@@ -414,10 +414,14 @@ at::Tensor diagonal_backward(const at::Tensor& d_states, const at::Tensor& w_t,
 
 }  // namespace
 
+// The fast sampling steps' bodies, in steppers.cpp.
+void add_steppers(pybind11::module_& m);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "pixelgen's native Row LSTM and Diagonal BiLSTM scans (see nn/native.py)";
+  m.doc() = "pixelgen's native recurrence scans and sampling steps (see nn/native.py)";
   m.def("row_forward", &row_forward, "Row LSTM forward scan");
   m.def("row_backward", &row_backward, "Row LSTM backward scan");
   m.def("diagonal_forward", &diagonal_forward, "Diagonal BiLSTM forward scan");
   m.def("diagonal_backward", &diagonal_backward, "Diagonal BiLSTM backward scan");
+  add_steppers(m);
 }

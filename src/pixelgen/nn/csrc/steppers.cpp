@@ -1,0 +1,373 @@
+// The body of each fast sampling stepper at one pixel, in one C++ call (pixelgen/nn/
+// native.py builds this file with recurrences.cpp; pixelgen/sampling/native_steps.py
+// drives it, and the Python steppers in pixelgen/sampling/ define the same arithmetic).
+//
+// A fast step at the MNIST paper sizes is ~150 tiny products and elementwise ops (a
+// 16 x 32 by 32 x 16 product is 8k multiply-adds): per-operation dispatch, not arithmetic,
+// was most of its time. Here a whole body (every block or layer) runs as plain loops over
+// the tensors the Python stepper keeps, with no dispatch and no allocation but the output.
+// The caches (convolution windows, row states) stay owned by the Python stepper, which
+// updates them in place once per row; these classes hold handles to the same storage.
+//
+// The small products (the MNIST sizes) run as loops that accumulate in input order and
+// skip exact zeros (half of a ReLU's outputs); the large ones (h = 128) as ATen products
+// over the batch. Either way the values agree with the Python path to rounding, which is
+// all the tests ask of a step.
+// Only contiguous float or double CPU tensors: native_steps.py checks that.
+
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+using Tensors = std::vector<at::Tensor>;
+
+// A map with fewer weights than this runs as the loops below; a larger one (the CIFAR-10
+// sizes, h = 128) as one ATen product over the batch, where a tuned kernel wins.
+constexpr int64_t kLoopWeights = 16384;
+
+// y[0:o] += x[0:k] @ wt[k, o] (wt row-major, k rows of o values), reading relu(x) where
+// asked; zeros of the input are skipped.
+template <typename T, bool Relu>
+inline void gemv_acc(const T* __restrict__ x, int64_t k, const T* __restrict__ wt, int64_t o,
+                     T* __restrict__ y) {
+  for (int64_t q = 0; q < k; ++q) {
+    const T v = x[q];
+    if (Relu ? !(v > T(0)) : v == T(0)) continue;
+    const T* w = wt + q * o;
+    for (int64_t p = 0; p < o; ++p) y[p] += v * w[p];
+  }
+}
+
+template <typename T>
+inline T sigmoid(T v) {
+  return T(1) / (T(1) + std::exp(-v));
+}
+
+// One LSTM cell on gates laid out [o, f, i, g] (h values each), as nn/lstm.py's
+// lstm_update: c = σf ⊙ c_prev + σi ⊙ tanh g, h = σo ⊙ tanh c.
+template <typename T>
+inline void lstm_cell(const T* gates, const T* c_prev, int64_t h, T* h_out, T* c_out) {
+  for (int64_t q = 0; q < h; ++q) {
+    const T c = sigmoid(gates[h + q]) * c_prev[q] +
+                sigmoid(gates[2 * h + q]) * std::tanh(gates[3 * h + q]);
+    c_out[q] = c;
+    h_out[q] = sigmoid(gates[q]) * std::tanh(c);
+  }
+}
+
+// B rows of n values starting every `stride` values, as a tensor over the same memory.
+template <typename T>
+at::Tensor rows_view(const T* data, int64_t batch, int64_t n, int64_t stride) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  return at::from_blob(const_cast<T*>(data), {batch, n}, {stride, 1}, options);
+}
+
+// An affine map with its weight transposed to (in, out), contiguous, and its bias.
+struct Affine {
+  at::Tensor wt, bias;
+  int64_t in() const { return wt.size(0); }
+  int64_t out() const { return wt.size(1); }
+
+  // y = [y +] bias + act(x) @ wt for `batch` rows (x every xs values, y every ys); with
+  // `add` the bias is left out (the state-to-state maps have none).
+  template <typename T>
+  void apply(const T* x, int64_t xs, int64_t batch, T* y, int64_t ys, bool relu, bool add,
+             std::vector<T>& tmp) const {
+    const int64_t k = in(), o = out();
+    if (k * o < kLoopWeights) {
+      const T* w = wt.data_ptr<T>();
+      for (int64_t b = 0; b < batch; ++b) {
+        T* yb = y + b * ys;
+        if (!add) std::memcpy(yb, bias.data_ptr<T>(), sizeof(T) * o);
+        if (relu)
+          gemv_acc<T, true>(x + b * xs, k, w, o, yb);
+        else
+          gemv_acc<T, false>(x + b * xs, k, w, o, yb);
+      }
+      return;
+    }
+    if (relu) {  // the product reads a rectified copy
+      tmp.resize(batch * k);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t q = 0; q < k; ++q) tmp[b * k + q] = std::max(x[b * xs + q], T(0));
+      x = tmp.data();
+      xs = k;
+    }
+    at::Tensor xv = rows_view(x, batch, k, xs), yv = rows_view(y, batch, o, ys);
+    if (add)
+      yv.addmm_(xv, wt);
+    else
+      at::addmm_out(yv, bias, xv, wt);
+  }
+};
+
+std::vector<Affine> affines(const Tensors& wts, const Tensors& biases) {
+  TORCH_CHECK(wts.size() == biases.size(), "weights and biases differ in number");
+  std::vector<Affine> out;
+  for (size_t l = 0; l < wts.size(); ++l) out.push_back(Affine{wts[l], biases[l]});
+  return out;
+}
+
+// A masked k_h x k_w convolution read at one column of a WindowConv buffer
+// (B, rows, W + 2 pad, I): its weight is (rows * kw * I, O) in the window's order, and the
+// current (last) row reads only columns up to the centre (mask B masks the rest out).
+struct Window {
+  Affine map;
+  at::Tensor buf;
+  int64_t kw, pad;
+
+  // The input of every image at column j of the current row: (B, I), every xs values.
+  template <typename T>
+  void put(int64_t j, const T* x, int64_t xs) const {
+    const int64_t batch = buf.size(0), rows = buf.size(1), width = buf.size(2), in = buf.size(3);
+    T* dst = buf.data_ptr<T>() + ((rows - 1) * width + j + pad) * in;
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(dst + b * rows * width * in, x + b * xs, sizeof(T) * in);
+  }
+
+  // y (B, O) = the convolution at column j.
+  template <typename T>
+  void apply(int64_t j, T* y, std::vector<T>& tmp) const {
+    const int64_t batch = buf.size(0), rows = buf.size(1), width = buf.size(2), in = buf.size(3);
+    const int64_t o = map.out(), span = kw * in;
+    const T* base = buf.data_ptr<T>() + j * in;
+    if (map.in() * o >= kLoopWeights) {  // gather the windows for one product
+      std::vector<T> win(batch * rows * span);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(win.data() + (b * rows + r) * span, base + (b * rows + r) * width * in,
+                      sizeof(T) * span);
+      map.apply(win.data(), rows * span, batch, y, o, false, false, tmp);
+      return;
+    }
+    const T* w = map.wt.data_ptr<T>();
+    for (int64_t b = 0; b < batch; ++b) {
+      T* yb = y + b * o;
+      std::memcpy(yb, map.bias.data_ptr<T>(), sizeof(T) * o);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t cols = r == rows - 1 ? std::min(kw, pad + 1) : kw;
+        gemv_acc<T, false>(base + (b * rows + r) * width * in, cols * in, w + r * span * o, o, yb);
+      }
+    }
+  }
+};
+
+// The residual and skip wiring of a PixelRNN body (models/base.py RecurrentPixelModel):
+// layer l's output y (B, h) feeds the skip sum and, but for the last layer, the next input.
+struct Wiring {
+  std::vector<Affine> res, skips;
+  bool residual;
+
+  template <typename T>
+  void after(int64_t l, const T* y, int64_t ys, T* x, T* out, int64_t batch,
+             std::vector<T>& tmp, std::vector<T>& tmp2) const {
+    if (!skips.empty()) {
+      const Affine& s = skips[l];
+      tmp.resize(batch * s.out());
+      s.apply(y, ys, batch, tmp.data(), s.out(), false, false, tmp2);
+      for (int64_t p = 0; p < batch * s.out(); ++p) out[p] += tmp[p];
+    }
+    if (l < static_cast<int64_t>(res.size())) {
+      const Affine& r = res[l];
+      tmp.resize(batch * r.out());
+      r.apply(y, ys, batch, tmp.data(), r.out(), false, false, tmp2);
+      for (int64_t p = 0; p < batch * r.out(); ++p) x[p] = residual ? x[p] + tmp[p] : tmp[p];
+    }
+  }
+};
+
+// PixelCNN (sampling/pixelcnn.py): per block, relu -> 1x1 reduce -> relu into the window,
+// the k x k mask-B convolution, relu -> 1x1 expand, added to the stream (or replacing it).
+class PixelCNNBody {
+ public:
+  PixelCNNBody(const Tensors& reduce_wt, const Tensors& reduce_b, const Tensors& conv_wt,
+               const Tensors& conv_b, const Tensors& bufs, int64_t kw, int64_t pad,
+               const Tensors& expand_wt, const Tensors& expand_b, bool residual)
+      : reduce_(affines(reduce_wt, reduce_b)), expand_(affines(expand_wt, expand_b)),
+        residual_(residual) {
+    const auto conv = affines(conv_wt, conv_b);
+    for (size_t l = 0; l < conv.size(); ++l) conv_.push_back(Window{conv[l], bufs[l], kw, pad});
+  }
+
+  at::Tensor step(const at::Tensor& f, int64_t j) const {
+    at::Tensor out = f.clone(at::MemoryFormat::Contiguous);  // (B, F)
+    AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "pixelcnn_step", [&] { run<scalar_t>(out, j); });
+    return out;
+  }
+
+ private:
+  template <typename T>
+  void run(at::Tensor& stream, int64_t j) const {
+    const int64_t batch = stream.size(0), feat = stream.size(1);
+    T* f = stream.data_ptr<T>();
+    std::vector<T> r, a, y, tmp;
+    for (size_t l = 0; l < conv_.size(); ++l) {
+      const Affine &red = reduce_[l], &exp = expand_[l];
+      const int64_t hr = red.out(), hc = conv_[l].map.out();
+      r.resize(batch * hr);
+      a.resize(batch * hc);
+      y.resize(batch * feat);
+      red.apply(f, feat, batch, r.data(), hr, true, false, tmp);
+      for (T& v : r) v = std::max(v, T(0));
+      conv_[l].put(j, r.data(), hr);
+      conv_[l].apply(j, a.data(), tmp);
+      exp.apply(a.data(), hc, batch, y.data(), feat, true, false, tmp);
+      for (int64_t p = 0; p < batch * feat; ++p) f[p] = residual_ ? f[p] + y[p] : y[p];
+    }
+  }
+
+  std::vector<Affine> reduce_, expand_;
+  std::vector<Window> conv_;
+  bool residual_;
+};
+
+// Row LSTM (sampling/row_lstm.py): layer l at column j reads its 1 x k input window and
+// the row's state-to-state gates, and the cell state of the row above at column j.
+// gates_ss (B, W, 4h), h and c (B, W, h), c_prev (B, W, h): the Python stepper's tensors.
+class RowLSTMBody {
+ public:
+  RowLSTMBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
+              const Tensors& gates_ss, const Tensors& h, const Tensors& c, const Tensors& c_prev,
+              const Tensors& res_wt, const Tensors& res_b, const Tensors& skip_wt,
+              const Tensors& skip_b, bool residual)
+      : gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev),
+        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual} {
+    const auto in = affines(in_wt, in_b);
+    for (size_t l = 0; l < in.size(); ++l) in_.push_back(Window{in[l], bufs[l], pad + 1, pad});
+  }
+
+  at::Tensor step(const at::Tensor& x, int64_t j) const {
+    at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
+    at::Tensor out = at::zeros_like(stream);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "row_lstm_step",
+                               [&] { run<scalar_t>(stream, out, j); });
+    return wiring_.skips.empty() ? stream : out;
+  }
+
+ private:
+  template <typename T>
+  void run(at::Tensor& stream, at::Tensor& out, int64_t j) const {
+    const int64_t batch = stream.size(0), feat = stream.size(1), width = h_[0].size(1);
+    const int64_t hid = h_[0].size(2);
+    std::vector<T> gates(batch * 4 * hid), tmp, tmp2;
+    T* x = stream.data_ptr<T>();
+    for (size_t l = 0; l < in_.size(); ++l) {
+      in_[l].put(j, x, feat);
+      in_[l].apply(j, gates.data(), tmp);
+      for (int64_t b = 0; b < batch; ++b) {
+        T* g = gates.data() + b * 4 * hid;
+        const T* ss = gates_ss_[l].data_ptr<T>() + (b * width + j) * 4 * hid;
+        for (int64_t p = 0; p < 4 * hid; ++p) g[p] += ss[p];
+        const int64_t at = (b * width + j) * hid;
+        lstm_cell(static_cast<const T*>(g), c_prev_[l].data_ptr<T>() + at, hid,
+                  h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at);
+      }
+      const T* y = h_[l].data_ptr<T>() + j * hid;  // image b's at b * width * hid
+      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, out.data_ptr<T>(), batch, tmp,
+                    tmp2);
+    }
+  }
+
+  std::vector<Window> in_;
+  Tensors gates_ss_, h_, c_, c_prev_;
+  Wiring wiring_;
+};
+
+// Diagonal BiLSTM (sampling/diagonal_bilstm.py), its left-to-right half: layer l at (i, j)
+// reads the 1x1 input-to-state of its input, its states at (i - 1, j) and (i, j - 1), and
+// adds the right-to-left state of row i - 1. inputs (n, B, W, F), h and c (n, B, W + 1, h),
+// h_above and right_above (n, B, W, h): the Python stepper's tensors.
+class DiagonalBody {
+ public:
+  DiagonalBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& ss_wt,
+               at::Tensor inputs, at::Tensor h, at::Tensor c, at::Tensor h_above,
+               at::Tensor right_above, const Tensors& res_wt, const Tensors& res_b,
+               const Tensors& skip_wt, const Tensors& skip_b, bool residual)
+      : in_(affines(in_wt, in_b)), inputs_(inputs), h_(h), c_(c), h_above_(h_above),
+        right_above_(right_above),
+        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual} {
+    // The (2h, 4h) state-to-state weight as two maps: rows [0, h) read the state above,
+    // rows [h, 2h) the state to the left.
+    for (const at::Tensor& w : ss_wt) {
+      const int64_t hid = w.size(0) / 2;
+      const at::Tensor none = at::zeros({w.size(1)}, w.options());
+      above_.push_back(Affine{w.narrow(0, 0, hid).contiguous(), none});
+      left_.push_back(Affine{w.narrow(0, hid, hid).contiguous(), none});
+    }
+  }
+
+  at::Tensor step(const at::Tensor& x, int64_t j) const {
+    at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
+    at::Tensor out = at::zeros_like(stream);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "diagonal_step",
+                               [&] { run<scalar_t>(stream, out, j); });
+    return wiring_.skips.empty() ? stream : out;
+  }
+
+ private:
+  template <typename T>
+  void run(at::Tensor& stream, at::Tensor& out, int64_t j) const {
+    const int64_t n = inputs_.size(0), batch = inputs_.size(1), width = inputs_.size(2);
+    const int64_t feat = inputs_.size(3), hid = h_.size(3);
+    std::vector<T> gates(batch * 4 * hid), y(batch * hid), tmp, tmp2;
+    T* x = stream.data_ptr<T>();
+    for (int64_t l = 0; l < n; ++l) {
+      const int64_t layer = l * batch;  // the first (layer, image) row of layer l
+      T* inputs = inputs_.data_ptr<T>() + (layer * width + j) * feat;
+      for (int64_t b = 0; b < batch; ++b)
+        std::memcpy(inputs + b * width * feat, x + b * feat, sizeof(T) * feat);
+      T* h = h_.data_ptr<T>() + layer * (width + 1) * hid;
+      T* c = c_.data_ptr<T>() + layer * (width + 1) * hid;
+      const int64_t hs = (width + 1) * hid;  // image to image in h and c
+      in_[l].apply(x, feat, batch, gates.data(), 4 * hid, false, false, tmp);
+      above_[l].apply(h_above_.data_ptr<T>() + (layer * width + j) * hid, width * hid, batch,
+                      gates.data(), 4 * hid, false, true, tmp);
+      left_[l].apply(static_cast<const T*>(h + j * hid), hs, batch, gates.data(), 4 * hid,
+                     false, true, tmp);
+      const T* right = right_above_.data_ptr<T>() + (layer * width + j) * hid;
+      for (int64_t b = 0; b < batch; ++b) {
+        T* hb = h + b * hs + (j + 1) * hid;
+        lstm_cell(static_cast<const T*>(gates.data() + b * 4 * hid), c + b * hs + j * hid, hid,
+                  hb, c + b * hs + (j + 1) * hid);
+        for (int64_t p = 0; p < hid; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
+      }
+      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, out.data_ptr<T>(), batch, tmp,
+                    tmp2);
+    }
+  }
+
+  std::vector<Affine> in_, above_, left_;
+  at::Tensor inputs_, h_, c_, h_above_, right_above_;
+  Wiring wiring_;
+};
+
+}  // namespace
+
+void add_steppers(pybind11::module_& m) {
+  namespace py = pybind11;
+  py::class_<PixelCNNBody>(m, "PixelCNNBody")
+      .def(py::init<const Tensors&, const Tensors&, const Tensors&, const Tensors&,
+                    const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool>())
+      .def("step", &PixelCNNBody::step);
+  py::class_<RowLSTMBody>(m, "RowLSTMBody")
+      .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
+                    const Tensors&, const Tensors&, const Tensors&, const Tensors&,
+                    const Tensors&, const Tensors&, const Tensors&, bool>())
+      .def("step", &RowLSTMBody::step);
+  py::class_<DiagonalBody>(m, "DiagonalBody")
+      .def(py::init<const Tensors&, const Tensors&, const Tensors&, at::Tensor, at::Tensor,
+                    at::Tensor, at::Tensor, at::Tensor, const Tensors&, const Tensors&,
+                    const Tensors&, const Tensors&, bool>())
+      .def("step", &DiagonalBody::step);
+}

@@ -1,0 +1,92 @@
+"""The native (C++) bodies of the fast steppers: one call per pixel runs every block or
+layer of the body (``nn/csrc/steppers.cpp``), where the Python steppers dispatch ~150 tiny
+operations. Each builder returns None where the native path does not apply, and the
+stepper then runs its Python body, which computes the same values:
+
+* the extension is not built or is turned off (``PIXELGEN_NATIVE=0``, ``native.forced``),
+  or the parameters are not float32 / float64 on the CPU (``native.usable``);
+* the model is conditional (the condition's per-layer terms stay in Python).
+
+The native body shares the Python stepper's caches (the ``WindowConv`` buffers, the row
+states), which the stepper updates in place once per row; the weights are read here once,
+transposed to ``(in, out)`` and contiguous.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..nn import native
+from .cache import Pointwise, WindowConv
+
+if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from .diagonal_bilstm import DiagonalBiLSTMStepper
+    from .pixelcnn import PixelCNNStepper
+    from .recurrent import RecurrentStepper
+    from .row_lstm import RowLSTMStepper
+
+
+def _applies(stepper) -> Any:
+    """The extension module, or None where a native body does not apply."""
+    if stepper.terms is not None or not native.usable(stepper.input.weight):
+        return None
+    return native.load()
+
+
+def _t(weight: torch.Tensor) -> torch.Tensor:
+    """``(out, in)`` -> ``(in, out)``, contiguous."""
+    return weight.t().contiguous()
+
+
+def _bias(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return weight.new_zeros(weight.shape[0]) if bias is None else bias.detach().contiguous()
+
+
+def _maps(maps: list[Pointwise] | list[WindowConv]) -> tuple[list, list]:
+    return [_t(m.weight) for m in maps], [_bias(m.weight, m.bias) for m in maps]
+
+
+def _wiring(stepper: RecurrentStepper) -> tuple[list, list, list, list, bool]:
+    res_wt, res_b = _maps(stepper.res)
+    skip_wt, skip_b = _maps(stepper.skips) if stepper.skips is not None else ([], [])
+    return res_wt, res_b, skip_wt, skip_b, bool(stepper.residual)
+
+
+def pixelcnn_body(stepper: PixelCNNStepper):
+    mod = _applies(stepper)
+    if mod is None:
+        return None
+    reduce, conv, expand = zip(*stepper.blocks, strict=True)
+    kws = {(c.kw, c.pad, c.rows) for c in conv}
+    if len(kws) != 1 or conv[0].rows == 1:  # one kernel for every block, as PixelCNN has
+        return None
+    return mod.PixelCNNBody(
+        *_maps(reduce), *_maps(conv), [c.buf for c in conv], conv[0].kw, conv[0].pad,
+        *_maps(expand), bool(stepper.residual),
+    )  # fmt: skip
+
+
+def row_lstm_body(stepper: RowLSTMStepper):
+    mod = _applies(stepper)
+    if mod is None:
+        return None
+    convs = stepper.input_to_state
+    if len({c.pad for c in convs}) != 1:
+        return None
+    return mod.RowLSTMBody(
+        *_maps(convs), [c.buf for c in convs], convs[0].pad,
+        stepper.gates_ss, stepper.h, stepper.c, stepper.c_prev, *_wiring(stepper),
+    )  # fmt: skip
+
+
+def diagonal_body(stepper: DiagonalBiLSTMStepper):
+    mod = _applies(stepper)
+    if mod is None:
+        return None
+    return mod.DiagonalBody(
+        *_maps(stepper.left_in), [_t(w) for w in stepper.left_ss],
+        stepper.inputs, stepper.h, stepper.c, stepper.h_above, stepper.right_above,
+        *_wiring(stepper),
+    )  # fmt: skip

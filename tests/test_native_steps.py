@@ -1,0 +1,88 @@
+"""The native bodies of the fast steppers (sampling/native_body.py, nn/csrc/steppers.cpp):
+where they run, and that they compute what the Python bodies compute. Exactness against
+naive sampling is in test_sampling.py, which runs every stepper both ways."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import tiny_model
+from pixelgen.nn import native
+from pixelgen.sampling import sample
+from pixelgen.sampling.stepper import fast_stepper
+
+NATIVE = ["pixelcnn", "row_lstm", "diagonal_bilstm"]
+# Non-default wiring and kernels, so a body that hard-codes the defaults fails.
+VARIANTS = {
+    "pixelcnn": [{}, {"kernel": 5, "residual": False}],
+    "row_lstm": [{}, {"input_state_kernel": 5, "skip": False}, {"residual": False}],
+    "diagonal_bilstm": [{}, {"residual": False, "skip": False}],
+}
+
+pytestmark = pytest.mark.skipif(native.load() is None, reason="the extension is not built")
+
+
+def stepper(model, *, batch=2, size=(4, 5), cond=None):
+    x = torch.zeros(batch, model.channels, *size, dtype=torch.long)
+    cond_map = None if cond is None else model.cond_map(cond, x)
+    with torch.no_grad():
+        return fast_stepper(model)(model, x, cond_map)
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_body_runs_where_it_applies(name):
+    model = tiny_model(name, channels=3, levels=4, hidden=5)
+    assert stepper(model).native is not None
+    assert stepper(model.float()).native is not None
+    with native.forced(False):
+        assert stepper(model).native is None
+    assert stepper(model.bfloat16()).native is None  # only float and double
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_conditional_models_keep_the_python_body(name):
+    model = tiny_model(name, channels=1, levels=2, hidden=5, cond_channels=3)
+    assert stepper(model, cond=torch.tensor([0, 2])).native is None
+
+
+def logits_of(model, size, seed, on: bool) -> list[torch.Tensor]:
+    steps: list[torch.Tensor] = []
+    with native.forced(on):
+        sample(
+            model, 3, size, generator=torch.Generator().manual_seed(seed),
+            on_logits=lambda i, j, c, logits: steps.append(logits.clone()),
+        )  # fmt: skip
+    return steps
+
+
+@pytest.mark.parametrize(
+    "name, kw", [(n, kw) for n in NATIVE for kw in VARIANTS[n]], ids=lambda v: str(v)
+)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_native_and_python_bodies_agree_in_float32(name, kw, channels):
+    """float32, where the two bodies round differently: every step's logits agree."""
+    model = tiny_model(name, channels=channels, levels=4, hidden=8, layers=3, seed=4, **kw)
+    check_agree(model.float(), (9, 8) if channels == 1 else (5, 6))
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_large_maps_agree_too(name):
+    """At h = 64 the larger maps take ATen products (steppers.cpp: kLoopWeights) instead
+    of the loops: the same values, in float32 and in float64 against naive sampling."""
+    model = tiny_model(name, channels=3, levels=4, hidden=64, layers=2, seed=5)
+    check_agree(copy.deepcopy(model).float(), (3, 4))
+    gen = torch.Generator().manual_seed(9)
+    fast = sample(model, 2, (3, 4), generator=gen)
+    gen.manual_seed(9)
+    assert torch.equal(fast, sample(model, 2, (3, 4), generator=gen, method="naive"))
+
+
+def check_agree(model, size) -> None:
+    channels = model.channels
+    fast, slow = logits_of(model, size, 3, True), logits_of(model, size, 3, False)
+    assert len(fast) == len(slow) == channels * size[0] * size[1]
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
