@@ -147,6 +147,16 @@ class CachedStepper(Stepper):
         if cond is not None:
             self.terms = CondTerms(model.cond_terms(cond), self.batch, self.height, self.width)
 
+    #: The native body (``native_body.py``), set by a subclass where it applies.
+    native = None
+
+    def fused_rows(self):
+        """Whole rows in one native call (``native_body.raster``: input layer, body, head
+        and draws), or None: the driver then steps through ``logits``."""
+        from .native_body import raster  # native_body imports this module
+
+        return raster(self) if self.native is not None else None
+
     def start_row(self, x: torch.Tensor, i: int) -> None:
         if i > 0:
             prev = self.model.scale(x[:, :, i - 1]).transpose(1, 2)  # (B, W, C)

@@ -9,6 +9,7 @@ is hidden ignores the visible bottom half except through what the sampled top im
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 
@@ -106,22 +107,39 @@ def _raster(stepper, x, known, u, temperature, progress, on_logits) -> torch.Ten
     _, colours, height, width = x.shape
     # Decided once on the CPU, so a GPU run never waits on a per-step sync.
     todo = (~known).any(0).cpu().tolist()  # [C][H][W]
+    fused = stepper.fused_rows() if hasattr(stepper, "fused_rows") else None
+    if fused is not None:
+        known, u = known.contiguous(), u.contiguous()
     for i in range(height):
         stepper.start_row(x, i)
-        for j in range(width):
-            for c in range(colours):
-                draw = todo[c][i][j]
-                # A stateful stepper's last call at a pixel fills its caches, even when
-                # the whole pixel is known.
-                visit = stepper.stateful and c == colours - 1
-                if not (draw or visit):
-                    continue
-                logits = stepper.logits(x, i, j, c)  # (B, L)
-                if on_logits is not None:
-                    on_logits(i, j, c, logits)
-                if draw:
-                    v = inverse_cdf(logits, u[:, c, i, j], temperature)
-                    x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v)
+        # A stateful stepper's last call at a pixel fills its caches, even when the whole
+        # pixel is known: calls[j][c] says whether (i, j, c) is stepped.
+        calls = [
+            [todo[c][i][j] or (stepper.stateful and c == colours - 1) for c in range(colours)]
+            for j in range(width)
+        ]
+        if fused is None:
+            _row(stepper, x, known, u, temperature, on_logits, i, calls, todo)
+        else:
+            logits = fused.row(x, u, known, i, temperature, calls)  # (W, C, B, L)
+            if on_logits is not None:
+                for j, c in itertools.product(range(width), range(colours)):
+                    if calls[j][c]:
+                        on_logits(i, j, c, logits[j, c])
         if progress is not None:
             progress(i + 1, height)
     return x
+
+
+def _row(stepper, x, known, u, temperature, on_logits, i, calls, todo) -> None:
+    """Row ``i``, one step at a time through ``stepper.logits``."""
+    for j, steps in enumerate(calls):
+        for c, call in enumerate(steps):
+            if not call:
+                continue
+            logits = stepper.logits(x, i, j, c)  # (B, L)
+            if on_logits is not None:
+                on_logits(i, j, c, logits)
+            if todo[c][i][j]:
+                v = inverse_cdf(logits, u[:, c, i, j], temperature)
+                x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], v)

@@ -22,6 +22,7 @@ from ..nn import native
 from .cache import Pointwise, WindowConv
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
+    from .cache import CachedStepper
     from .diagonal_bilstm import DiagonalBiLSTMStepper
     from .pixelcnn import PixelCNNStepper
     from .recurrent import RecurrentStepper
@@ -89,4 +90,19 @@ def diagonal_body(stepper: DiagonalBiLSTMStepper):
         *_maps(stepper.left_in), [_t(w) for w in stepper.left_ss],
         stepper.inputs, stepper.h, stepper.c, stepper.h_above, stepper.right_above,
         *_wiring(stepper),
+    )  # fmt: skip
+
+
+def raster(stepper: CachedStepper):
+    """The native raster row over ``stepper``'s native body: its input window, the output
+    head (one map per colour) and the draws, for ``driver._raster``. The row's values go
+    straight into the driver's ``x``, which is therefore int64, as the driver makes it."""
+    mod = native.load()
+    head, window = stepper.head, stepper.input
+    out_wt = [a.weight_t.contiguous() for a in head.out]  # (hidden, L) per colour
+    out_b = [_bias(a.weight_t.t(), a.bias) for a in head.out]
+    return mod.Raster(
+        _t(window.weight), _bias(window.weight, window.bias), window.buf, window.kw,
+        window.pad, stepper.model.levels, _t(head.hidden.weight),
+        _bias(head.hidden.weight, head.hidden.bias), out_wt, out_b, stepper.native,
     )  # fmt: skip

@@ -18,9 +18,12 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/sigmoid.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
+#include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
@@ -49,29 +52,39 @@ inline void gemv_acc(const T* __restrict__ x, int64_t k, const T* __restrict__ w
   }
 }
 
-template <typename T>
-inline T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
-}
-
-// One LSTM cell on gates laid out [o, f, i, g] (h values each), as nn/lstm.py's
-// lstm_update: c = σf ⊙ c_prev + σi ⊙ tanh g, h = σo ⊙ tanh c.
-template <typename T>
-inline void lstm_cell(const T* gates, const T* c_prev, int64_t h, T* h_out, T* c_out) {
-  for (int64_t q = 0; q < h; ++q) {
-    const T c = sigmoid(gates[h + q]) * c_prev[q] +
-                sigmoid(gates[2 * h + q]) * std::tanh(gates[3 * h + q]);
-    c_out[q] = c;
-    h_out[q] = sigmoid(gates[q]) * std::tanh(c);
-  }
-}
-
 // B rows of n values starting every `stride` values, as a tensor over the same memory.
 template <typename T>
 at::Tensor rows_view(const T* data, int64_t batch, int64_t n, int64_t stride) {
   const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   return at::from_blob(const_cast<T*>(data), {batch, n}, {stride, 1}, options);
 }
+
+// The LSTM cells of B images, as nn/lstm.py's lstm_update: gates (B, 4h) laid out
+// [o, f, i, g], c = σf ⊙ c_prev + σi ⊙ tanh g, h = σo ⊙ tanh c. Image b's c_prev, h and c
+// start at b * stride. The sigmoids are ATen's vectorized kernel over the whole block (a
+// scalar exp loop took most of a step), the tanhs as 2 σ(2x) - 1, as recurrences.cpp.
+template <typename T>
+void lstm_cells(T* gates, int64_t batch, int64_t h, const T* c_prev, T* h_out, T* c_out,
+                int64_t stride, std::vector<T>& tmp) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t q = 3 * h; q < 4 * h; ++q) gates[b * 4 * h + q] *= T(2);
+  rows_view(gates, batch, 4 * h, 4 * h).sigmoid_();
+  tmp.resize(batch * h);
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* g = gates + b * 4 * h;
+    for (int64_t q = 0; q < h; ++q) {
+      const T tg = T(2) * g[3 * h + q] - T(1);
+      const T c = g[h + q] * c_prev[b * stride + q] + g[2 * h + q] * tg;
+      c_out[b * stride + q] = c;
+      tmp[b * h + q] = T(2) * c;
+    }
+  }
+  rows_view(tmp.data(), batch, h, h).sigmoid_();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t q = 0; q < h; ++q)
+      h_out[b * stride + q] = gates[b * 4 * h + q] * (T(2) * tmp[b * h + q] - T(1));
+}
+
 
 // An affine map with its weight transposed to (in, out), contiguous, and its bias.
 struct Affine {
@@ -187,9 +200,16 @@ struct Wiring {
   }
 };
 
+// A stepper body at one pixel: (B, F) features of the input layer -> (B, F) for the head.
+class Body {
+ public:
+  virtual ~Body() = default;
+  virtual at::Tensor step(const at::Tensor& f, int64_t j) const = 0;
+};
+
 // PixelCNN (sampling/pixelcnn.py): per block, relu -> 1x1 reduce -> relu into the window,
 // the k x k mask-B convolution, relu -> 1x1 expand, added to the stream (or replacing it).
-class PixelCNNBody {
+class PixelCNNBody : public Body {
  public:
   PixelCNNBody(const Tensors& reduce_wt, const Tensors& reduce_b, const Tensors& conv_wt,
                const Tensors& conv_b, const Tensors& bufs, int64_t kw, int64_t pad,
@@ -200,7 +220,7 @@ class PixelCNNBody {
     for (size_t l = 0; l < conv.size(); ++l) conv_.push_back(Window{conv[l], bufs[l], kw, pad});
   }
 
-  at::Tensor step(const at::Tensor& f, int64_t j) const {
+  at::Tensor step(const at::Tensor& f, int64_t j) const override {
     at::Tensor out = f.clone(at::MemoryFormat::Contiguous);  // (B, F)
     AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "pixelcnn_step", [&] { run<scalar_t>(out, j); });
     return out;
@@ -235,7 +255,7 @@ class PixelCNNBody {
 // Row LSTM (sampling/row_lstm.py): layer l at column j reads its 1 x k input window and
 // the row's state-to-state gates, and the cell state of the row above at column j.
 // gates_ss (B, W, 4h), h and c (B, W, h), c_prev (B, W, h): the Python stepper's tensors.
-class RowLSTMBody {
+class RowLSTMBody : public Body {
  public:
   RowLSTMBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
               const Tensors& gates_ss, const Tensors& h, const Tensors& c, const Tensors& c_prev,
@@ -247,7 +267,7 @@ class RowLSTMBody {
     for (size_t l = 0; l < in.size(); ++l) in_.push_back(Window{in[l], bufs[l], pad + 1, pad});
   }
 
-  at::Tensor step(const at::Tensor& x, int64_t j) const {
+  at::Tensor step(const at::Tensor& x, int64_t j) const override {
     at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
     at::Tensor out = at::zeros_like(stream);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "row_lstm_step",
@@ -269,10 +289,10 @@ class RowLSTMBody {
         T* g = gates.data() + b * 4 * hid;
         const T* ss = gates_ss_[l].data_ptr<T>() + (b * width + j) * 4 * hid;
         for (int64_t p = 0; p < 4 * hid; ++p) g[p] += ss[p];
-        const int64_t at = (b * width + j) * hid;
-        lstm_cell(static_cast<const T*>(g), c_prev_[l].data_ptr<T>() + at, hid,
-                  h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at);
       }
+      const int64_t at = j * hid;  // image b's at b * width * hid
+      lstm_cells(gates.data(), batch, hid, c_prev_[l].data_ptr<T>() + at, h_[l].data_ptr<T>() + at,
+                 c_[l].data_ptr<T>() + at, width * hid, tmp2);
       const T* y = h_[l].data_ptr<T>() + j * hid;  // image b's at b * width * hid
       wiring_.after(static_cast<int64_t>(l), y, width * hid, x, out.data_ptr<T>(), batch, tmp,
                     tmp2);
@@ -288,7 +308,7 @@ class RowLSTMBody {
 // reads the 1x1 input-to-state of its input, its states at (i - 1, j) and (i, j - 1), and
 // adds the right-to-left state of row i - 1. inputs (n, B, W, F), h and c (n, B, W + 1, h),
 // h_above and right_above (n, B, W, h): the Python stepper's tensors.
-class DiagonalBody {
+class DiagonalBody : public Body {
  public:
   DiagonalBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& ss_wt,
                at::Tensor inputs, at::Tensor h, at::Tensor c, at::Tensor h_above,
@@ -307,7 +327,7 @@ class DiagonalBody {
     }
   }
 
-  at::Tensor step(const at::Tensor& x, int64_t j) const {
+  at::Tensor step(const at::Tensor& x, int64_t j) const override {
     at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
     at::Tensor out = at::zeros_like(stream);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "diagonal_step",
@@ -336,10 +356,10 @@ class DiagonalBody {
       left_[l].apply(static_cast<const T*>(h + j * hid), hs, batch, gates.data(), 4 * hid,
                      false, true, tmp);
       const T* right = right_above_.data_ptr<T>() + (layer * width + j) * hid;
+      lstm_cells(gates.data(), batch, hid, static_cast<const T*>(c + j * hid), h + (j + 1) * hid,
+                 c + (j + 1) * hid, hs, tmp2);
       for (int64_t b = 0; b < batch; ++b) {
-        T* hb = h + b * hs + (j + 1) * hid;
-        lstm_cell(static_cast<const T*>(gates.data() + b * 4 * hid), c + b * hs + j * hid, hid,
-                  hb, c + b * hs + (j + 1) * hid);
+        const T* hb = h + b * hs + (j + 1) * hid;
         for (int64_t p = 0; p < hid; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
       }
       wiring_.after(l, static_cast<const T*>(y.data()), hid, x, out.data_ptr<T>(), batch, tmp,
@@ -352,22 +372,116 @@ class DiagonalBody {
   Wiring wiring_;
 };
 
+
+// One row of raster-order generation (sampling/driver.py's _raster, for a stepper with a
+// native body): per pixel and colour, the 7x7 mask-A input layer on the scaled image, the
+// body, the output head for that colour, and the draw by inverse CDF in double
+// (sampling/draw.py), writing each drawn value into x unless it is known. The Python
+// stepper's start_row has run for the row (the windows and row states are ready).
+class Raster {
+ public:
+  Raster(at::Tensor in_wt, at::Tensor in_b, at::Tensor buf, int64_t kw, int64_t pad,
+         int64_t levels, at::Tensor hidden_wt, at::Tensor hidden_b, const Tensors& out_wt,
+         const Tensors& out_b, const Body* body)
+      : input_{Affine{in_wt, in_b}, buf, kw, pad}, levels_(levels),
+        hidden_{hidden_wt, hidden_b}, out_(affines(out_wt, out_b)), body_(body) {}
+
+  // x (B, C, H, W) int64, u (B, C, H, W) double, known (B, C, H, W) bool; calls[j][c]:
+  // whether (j, c) is stepped. Returns the logits of each step, (W, C, B, L).
+  at::Tensor row(at::Tensor& x, const at::Tensor& u, const at::Tensor& known, int64_t i,
+                 double temperature, const std::vector<std::vector<bool>>& calls) const {
+    const at::Tensor& w = hidden_.wt;
+    at::Tensor logits = at::zeros({x.size(3), x.size(1), x.size(0), levels_}, w.options());
+    AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "raster_row", [&] {
+      run<scalar_t>(x, u, known, i, temperature, calls, logits);
+    });
+    return logits;
+  }
+
+ private:
+  template <typename T>
+  void run(at::Tensor& x, const at::Tensor& u, const at::Tensor& known, int64_t i,
+           double temperature, const std::vector<std::vector<bool>>& calls,
+           at::Tensor& logits) const {
+    const int64_t batch = x.size(0), colours = x.size(1), height = x.size(2), width = x.size(3);
+    const int64_t plane = height * width, image = colours * plane;
+    int64_t* xs = x.data_ptr<int64_t>();
+    const double* us = u.data_ptr<double>();
+    const bool* ks = known.data_ptr<bool>();
+    const at::Tensor& buf = input_.buf;
+    const int64_t rows = buf.size(1), bw = buf.size(2);
+    const T scale = T(2.0 / static_cast<double>(levels_ - 1));
+    const int64_t feat = input_.map.out(), hid = hidden_.out();
+    at::Tensor f = at::empty({batch, feat}, hidden_.wt.options());
+    std::vector<T> hbuf(batch * hid), tmp;
+    std::vector<double> cdf(levels_);
+    for (int64_t j = 0; j < width; ++j) {
+      for (int64_t c = 0; c < colours; ++c) {
+        if (!calls[j][c]) continue;
+        // The current row's columns j - pad .. j, as the input layer reads them.
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t jj = std::max<int64_t>(0, j - input_.pad); jj <= j; ++jj) {
+            T* dst = buf.data_ptr<T>() + ((b * rows + rows - 1) * bw + jj + input_.pad) * colours;
+            for (int64_t q = 0; q < colours; ++q)
+              dst[q] = T(xs[b * image + q * plane + i * width + jj]) * scale - T(1);
+          }
+        input_.apply(j, f.data_ptr<T>(), tmp);
+        const at::Tensor g = body_->step(f, j);  // (B, F)
+        hidden_.apply(g.data_ptr<T>(), feat, batch, hbuf.data(), hid, true, false, tmp);
+        T* out = logits.data_ptr<T>() + (j * colours + c) * batch * levels_;
+        out_[c].apply(hbuf.data(), hid, batch, out, levels_, true, false, tmp);
+        for (int64_t b = 0; b < batch; ++b) {
+          const int64_t at = b * image + c * plane + i * width + j;
+          if (ks[at]) continue;
+          xs[at] = draw(out + b * levels_, us[at], temperature, cdf);
+        }
+      }
+    }
+  }
+
+  // The value v with cdf[v - 1] <= u < cdf[v] of softmax(logits / temperature), in double:
+  // draw.py's inverse_cdf for one image.
+  template <typename T>
+  int64_t draw(const T* z, double u, double temperature, std::vector<double>& cdf) const {
+    double top = -INFINITY;
+    for (int64_t v = 0; v < levels_; ++v) top = std::max(top, static_cast<double>(z[v]) / temperature);
+    double total = 0;
+    for (int64_t v = 0; v < levels_; ++v) {
+      total += std::exp(static_cast<double>(z[v]) / temperature - top);
+      cdf[v] = total;
+    }
+    int64_t count = 0;
+    for (int64_t v = 0; v < levels_; ++v) count += cdf[v] / total <= u;
+    return std::min(count, levels_ - 1);
+  }
+
+  Window input_;
+  int64_t levels_;
+  Affine hidden_;
+  std::vector<Affine> out_;
+  const Body* body_;
+};
+
 }  // namespace
 
 void add_steppers(pybind11::module_& m) {
   namespace py = pybind11;
-  py::class_<PixelCNNBody>(m, "PixelCNNBody")
+  py::class_<Body>(m, "Body").def("step", &Body::step);
+  py::class_<PixelCNNBody, Body>(m, "PixelCNNBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, const Tensors&,
-                    const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool>())
-      .def("step", &PixelCNNBody::step);
-  py::class_<RowLSTMBody>(m, "RowLSTMBody")
+                    const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool>());
+  py::class_<RowLSTMBody, Body>(m, "RowLSTMBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
                     const Tensors&, const Tensors&, const Tensors&, const Tensors&,
-                    const Tensors&, const Tensors&, const Tensors&, bool>())
-      .def("step", &RowLSTMBody::step);
-  py::class_<DiagonalBody>(m, "DiagonalBody")
+                    const Tensors&, const Tensors&, const Tensors&, bool>());
+  py::class_<DiagonalBody, Body>(m, "DiagonalBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, at::Tensor, at::Tensor,
                     at::Tensor, at::Tensor, at::Tensor, const Tensors&, const Tensors&,
-                    const Tensors&, const Tensors&, bool>())
-      .def("step", &DiagonalBody::step);
+                    const Tensors&, const Tensors&, bool>());
+  // The raster keeps its body alive (argument 11, the body; 1 is the raster itself).
+  py::class_<Raster>(m, "Raster")
+      .def(py::init<at::Tensor, at::Tensor, at::Tensor, int64_t, int64_t, int64_t, at::Tensor,
+                    at::Tensor, const Tensors&, const Tensors&, const Body*>(),
+           py::keep_alive<1, 12>())
+      .def("row", &Raster::row);
 }
