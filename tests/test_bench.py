@@ -3,6 +3,7 @@ the timings themselves are ``make bench``'s job, never a test's."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -91,7 +92,7 @@ def test_python_scans_rows_only_for_the_small_lstms():
     assert bench.impls_for("pixelcnn", "mnist") == ("fast", "reference")
 
 
-def test_native_gain_and_the_speed_goals():
+def test_native_gain_and_the_speed_goals(tmp_path):
     rows = [
         _mnist("row_lstm", "fast", 90.0, 300.0),
         _mnist("row_lstm", "python", 60.0, 250.0),
@@ -114,9 +115,8 @@ def test_native_gain_and_the_speed_goals():
             {"model": "row_lstm", "recipe": "quick_rowlstm", "fast_over_forward": 30.0},
         ]
     }
-    goals = {
-        g["goal"]: g for g in bench.speed_goals({"train": {"rows": rows}, "sampling": sampling})
-    }
+    measured = {"train": {"rows": rows}, "sampling": sampling}
+    goals = {g["goal"]: g for g in bench.speed_goals(measured, peer=tmp_path / "none.json")}
     assert goals["mnist_rowlstm training >= 45% of matmul"]["met"] is True
     assert goals["mnist_rowlstm training >= 45% of matmul"]["value"] == "56%"
     assert goals["mnist_diagonal_bilstm training >= 45% of matmul"]["met"] is False  # 25%
@@ -133,7 +133,12 @@ def test_native_gain_and_the_speed_goals():
     assert not any(g.startswith("quick_") for g in goals)  # no goal at the quick sizes
     peers = [g for g in goals.values() if "pytorch-generative" in g["goal"]]
     assert len(peers) == 2 and all(g["met"] is None for g in peers)
-    empty = bench.speed_goals({})  # e.g. --only sampling: nothing measured, nothing met
+    peer_file = tmp_path / "peer.json"
+    for ratio, met in ((12.0, True), (9.0, False)):
+        peer_file.write_text(json.dumps({"native_over_peer": ratio}))
+        peer = bench.speed_goals(measured, peer=peer_file)
+        assert [g["met"] for g in peer if "sampling >= 10x pytorch" in g["goal"]] == [met]
+    empty = bench.speed_goals({}, peer=tmp_path / "none.json")  # nothing measured, none met
     assert all(g["met"] is None for g in empty) and len(empty) == 13
     text = readme_tables.speed_goals({"speed_goals": list(goals.values())})
     assert "| mnist_rowlstm training >= 45% of matmul | 56% | yes |" in text

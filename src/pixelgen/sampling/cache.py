@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.masked import MaskedConv2d
+from .native_body import raster
 from .stepper import Stepper
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
@@ -153,8 +154,6 @@ class CachedStepper(Stepper):
     def fused_rows(self):
         """Whole rows in one native call (``native_body.raster``: input layer, body, head
         and draws), or None: the driver then steps through ``logits``."""
-        from .native_body import raster  # native_body imports this module
-
         return raster(self) if self.native is not None else None
 
     def start_row(self, x: torch.Tensor, i: int) -> None:

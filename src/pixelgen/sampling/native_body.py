@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..nn import native
-from .cache import Pointwise, WindowConv
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
-    from .cache import CachedStepper
+    from .cache import CachedStepper, Pointwise, WindowConv
     from .diagonal_bilstm import DiagonalBiLSTMStepper
     from .pixelcnn import PixelCNNStepper
     from .recurrent import RecurrentStepper
