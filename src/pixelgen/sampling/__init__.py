@@ -9,7 +9,9 @@ same images for the same seed:
 * ``"fast"``: each position of each layer computed once from cached neighbours, one
   stepper per model (``pixelcnn.py``, ``row_lstm.py``, ``diagonal_bilstm.py``,
   ``gated_pixelcnn.py``). A model class without a registered stepper falls back to
-  naive with a warning.
+  naive with a warning. Where the native extension is built, the PixelCNN, Row LSTM and
+  Diagonal BiLSTM steppers run whole rows in C++ over the same caches
+  (``native_body.py``), the Python steps being the fallback.
 
 A composite model generates in stages, each a completion by one of its parts with either
 method (``staged.py``; the Multi-Scale PixelRNN of §3.5: ``multiscale.py``).

@@ -390,6 +390,10 @@ class Raster {
   // whether (j, c) is stepped. Returns the logits of each step, (W, C, B, L).
   at::Tensor row(at::Tensor& x, const at::Tensor& u, const at::Tensor& known, int64_t i,
                  double temperature, const std::vector<std::vector<bool>>& calls) const {
+    TORCH_CHECK(x.is_contiguous() && x.scalar_type() == at::kLong, "x: contiguous int64");
+    TORCH_CHECK(u.is_contiguous() && u.scalar_type() == at::kDouble, "u: contiguous double");
+    TORCH_CHECK(known.is_contiguous() && known.scalar_type() == at::kBool, "known: contiguous");
+    TORCH_CHECK(u.sizes() == x.sizes() && known.sizes() == x.sizes(), "x, u, known: one shape");
     const at::Tensor& w = hidden_.wt;
     at::Tensor logits = at::zeros({x.size(3), x.size(1), x.size(0), levels_}, w.options());
     AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "raster_row", [&] {
