@@ -11,7 +11,7 @@ import torch
 
 from conftest import tiny_model
 from pixelgen.nn import native
-from pixelgen.sampling import sample
+from pixelgen.sampling import complete, sample
 from pixelgen.sampling.stepper import fast_stepper
 
 NATIVE = ["pixelcnn", "row_lstm", "diagonal_bilstm"]
@@ -82,7 +82,41 @@ def test_large_maps_agree_too(name):
 
 def check_agree(model, size) -> None:
     channels = model.channels
+    built = stepper(model, size=size)
+    assert built.native is not None and built.fused_rows() is not None  # not Python twice
     fast, slow = logits_of(model, size, 3, True), logits_of(model, size, 3, False)
     assert len(fast) == len(slow) == channels * size[0] * size[1]
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_rows_draw_as_naive_at_other_temperatures_and_batch_one(name):
+    model = tiny_model(name, channels=3, levels=5, hidden=6, seed=6)
+    for temperature, batch in ((0.7, 1), (1.3, 3)):
+        fast = sample(model, batch, (3, 4), generator=gen(4), temperature=temperature)
+        naive = sample(
+            model, batch, (3, 4), generator=gen(4), temperature=temperature, method="naive"
+        )
+        assert torch.equal(fast, naive) and len(fast.unique()) > 1
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_rows_complete_channels_last_inputs(name):
+    """The native rows write into x in place: an x or a known mask in another memory
+    layout is completed as the Python steps complete it."""
+    model = tiny_model(name, channels=3, levels=4, hidden=6, seed=7)
+    x = torch.randint(0, 4, (2, 3, 4, 5), generator=gen(1))
+    known = torch.rand(2, 3, 4, 5, generator=gen(2)) < 0.5
+    layouts = [
+        (x.contiguous(memory_format=torch.channels_last), known),
+        (x, known.contiguous(memory_format=torch.channels_last)),
+    ]
+    for xs, ks in layouts:
+        fast = complete(model, xs, ks, generator=gen(3))
+        assert torch.equal(fast, complete(model, x, known, generator=gen(3), method="naive"))
+        assert torch.equal(fast[known], x[known])
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

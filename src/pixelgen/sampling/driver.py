@@ -22,7 +22,8 @@ from .staged import staged_generator
 from .stepper import fast_stepper
 
 Progress = Callable[[int, int], None]
-#: ``on_logits(i, j, c, logits)`` sees the ``(B, L)`` logits each step used (tests, debugging).
+#: ``on_logits(i, j, c, logits)`` sees the ``(B, L)`` logits each step used (tests, debugging),
+#: in step order; under the native rows a row's calls come after that row is drawn.
 LogitsHook = Callable[[int, int, int, torch.Tensor], None]
 
 METHODS = ("fast", "naive")
@@ -108,8 +109,8 @@ def _raster(stepper, x, known, u, temperature, progress, on_logits) -> torch.Ten
     # Decided once on the CPU, so a GPU run never waits on a per-step sync.
     todo = (~known).any(0).cpu().tolist()  # [C][H][W]
     fused = stepper.fused_rows() if hasattr(stepper, "fused_rows") else None
-    if fused is not None:
-        known, u = known.contiguous(), u.contiguous()
+    if fused is not None:  # the native rows read and write these in place, row-major
+        x, known, u = x.contiguous(), known.contiguous(), u.contiguous()
     for i in range(height):
         stepper.start_row(x, i)
         # A stateful stepper's last call at a pixel fills its caches, even when the whole
@@ -121,8 +122,8 @@ def _raster(stepper, x, known, u, temperature, progress, on_logits) -> torch.Ten
         if fused is None:
             _row(stepper, x, known, u, temperature, on_logits, i, calls, todo)
         else:
-            logits = fused.row(x, u, known, i, temperature, calls)  # (W, C, B, L)
-            if on_logits is not None:
+            logits = fused.row(x, u, known, i, temperature, calls, on_logits is not None)
+            if on_logits is not None:  # logits: (W, C, B, L)
                 for j, c in itertools.product(range(width), range(colours)):
                     if calls[j][c]:
                         on_logits(i, j, c, logits[j, c])

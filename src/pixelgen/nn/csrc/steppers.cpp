@@ -1,6 +1,7 @@
-// The body of each fast sampling stepper at one pixel, in one C++ call (pixelgen/nn/
-// native.py builds this file with recurrences.cpp; pixelgen/sampling/native_steps.py
-// drives it, and the Python steppers in pixelgen/sampling/ define the same arithmetic).
+// Fast sampling in C++: the body of each stepper at one pixel in one call, and whole rows
+// of the raster (pixelgen/nn/native.py builds this file with recurrences.cpp;
+// pixelgen/sampling/native_body.py builds these objects from a Python stepper, whose
+// arithmetic they follow).
 //
 // A fast step at the MNIST paper sizes is ~150 tiny products and elementwise ops (a
 // 16 x 32 by 32 x 16 product is 8k multiply-adds): per-operation dispatch, not arithmetic,
@@ -13,7 +14,9 @@
 // skip exact zeros (half of a ReLU's outputs); the large ones (h = 128) as ATen products
 // over the batch. Either way the values agree with the Python path to rounding, which is
 // all the tests ask of a step.
-// Only contiguous float or double CPU tensors: native_steps.py checks that.
+// Only float or double CPU tensors (native_body.py checks that); the weights, caches and
+// row states are contiguous as native_body.py and the steppers create them, and the
+// raster checks its arguments.
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -387,26 +390,30 @@ class Raster {
         hidden_{hidden_wt, hidden_b}, out_(affines(out_wt, out_b)), body_(body) {}
 
   // x (B, C, H, W) int64, u (B, C, H, W) double, known (B, C, H, W) bool; calls[j][c]:
-  // whether (j, c) is stepped. Returns the logits of each step, (W, C, B, L).
+  // whether (j, c) is stepped. Returns the logits of each step, (W, C, B, L), where `keep`
+  // asks for them (a logits hook), else an empty tensor.
   at::Tensor row(at::Tensor& x, const at::Tensor& u, const at::Tensor& known, int64_t i,
-                 double temperature, const std::vector<std::vector<bool>>& calls) const {
+                 double temperature, const std::vector<std::vector<bool>>& calls,
+                 bool keep) const {
     TORCH_CHECK(x.is_contiguous() && x.scalar_type() == at::kLong, "x: contiguous int64");
     TORCH_CHECK(u.is_contiguous() && u.scalar_type() == at::kDouble, "u: contiguous double");
     TORCH_CHECK(known.is_contiguous() && known.scalar_type() == at::kBool, "known: contiguous");
     TORCH_CHECK(u.sizes() == x.sizes() && known.sizes() == x.sizes(), "x, u, known: one shape");
     const at::Tensor& w = hidden_.wt;
-    at::Tensor logits = at::zeros({x.size(3), x.size(1), x.size(0), levels_}, w.options());
+    // Without a hook one step's logits at a time: (1, 1, B, L), written over at each step.
+    const int64_t steps = keep ? x.size(3) * x.size(1) : 1;
+    at::Tensor logits = at::zeros({steps, x.size(0), levels_}, w.options());
     AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "raster_row", [&] {
-      run<scalar_t>(x, u, known, i, temperature, calls, logits);
+      run<scalar_t>(x, u, known, i, temperature, calls, logits, keep);
     });
-    return logits;
+    return keep ? logits.view({x.size(3), x.size(1), x.size(0), levels_}) : at::Tensor();
   }
 
  private:
   template <typename T>
   void run(at::Tensor& x, const at::Tensor& u, const at::Tensor& known, int64_t i,
            double temperature, const std::vector<std::vector<bool>>& calls,
-           at::Tensor& logits) const {
+           at::Tensor& logits, bool keep) const {
     const int64_t batch = x.size(0), colours = x.size(1), height = x.size(2), width = x.size(3);
     const int64_t plane = height * width, image = colours * plane;
     int64_t* xs = x.data_ptr<int64_t>();
@@ -432,7 +439,7 @@ class Raster {
         input_.apply(j, f.data_ptr<T>(), tmp);
         const at::Tensor g = body_->step(f, j);  // (B, F)
         hidden_.apply(g.data_ptr<T>(), feat, batch, hbuf.data(), hid, true, false, tmp);
-        T* out = logits.data_ptr<T>() + (j * colours + c) * batch * levels_;
+        T* out = logits.data_ptr<T>() + (keep ? (j * colours + c) * batch * levels_ : 0);
         out_[c].apply(hbuf.data(), hid, batch, out, levels_, true, false, tmp);
         for (int64_t b = 0; b < batch; ++b) {
           const int64_t at = b * image + c * plane + i * width + j;
@@ -444,18 +451,24 @@ class Raster {
   }
 
   // The value v with cdf[v - 1] <= u < cdf[v] of softmax(logits / temperature), in double:
-  // draw.py's inverse_cdf for one image.
+  // draw.py's inverse_cdf for one image, in its order (probabilities, then their running
+  // sum), so the two agree to rounding.
   template <typename T>
-  int64_t draw(const T* z, double u, double temperature, std::vector<double>& cdf) const {
+  int64_t draw(const T* z, double u, double temperature, std::vector<double>& p) const {
     double top = -INFINITY;
-    for (int64_t v = 0; v < levels_; ++v) top = std::max(top, static_cast<double>(z[v]) / temperature);
+    for (int64_t v = 0; v < levels_; ++v)
+      top = std::max(top, static_cast<double>(z[v]) / temperature);
     double total = 0;
     for (int64_t v = 0; v < levels_; ++v) {
-      total += std::exp(static_cast<double>(z[v]) / temperature - top);
-      cdf[v] = total;
+      p[v] = std::exp(static_cast<double>(z[v]) / temperature - top);
+      total += p[v];
     }
+    double cdf = 0;
     int64_t count = 0;
-    for (int64_t v = 0; v < levels_; ++v) count += cdf[v] / total <= u;
+    for (int64_t v = 0; v < levels_; ++v) {
+      cdf += p[v] / total;
+      count += cdf <= u;
+    }
     return std::min(count, levels_ - 1);
   }
 
