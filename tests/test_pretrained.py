@@ -11,6 +11,7 @@ import pixelgen
 from pixelgen import pretrained, sources
 from pixelgen.checkpoint import load_checkpoint
 from pixelgen.cli.app import main
+from pixelgen.cli.catalog import _count
 from pixelgen.config import load_recipe
 from pixelgen.data import load_split
 from pixelgen.errors import CheckpointError
@@ -167,3 +168,12 @@ def test_shipped_model_loads_and_scores_what_it_records(name):
 
 def test_a_model_is_shipped():
     assert SHIPPED, "no pretrained model in src/pixelgen/pretrained/"
+
+
+def test_listing_of_the_shipped_models_truncates_nothing_at_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, _, err = run(["pretrained"], capsys)
+    assert code == 0 and "…" not in err
+    for m in pretrained.shipped():
+        assert m.name in err
+    assert (_count(960_000), _count(1_500_000), _count(12_345_678)) == ("960k", "1.5M", "12.3M")

@@ -88,6 +88,11 @@ def pretrained_command() -> None:
             *([] if one else [data_of[m.name]]),
             f"{r['test_nll_nats']:.2f} ± {r['test_nll_nats_stderr']:.2f}",
             f"{m.parameters:,}",
-            f"{r['images_seen'] / 1000:,.0f}k img, {r['train_hours']:.1f} h",
+            f"{_count(r['images_seen'])} img, {r['train_hours']:.1f} h",
         )
     console.print(table)
+
+
+def _count(n: int) -> str:
+    """``960k``, ``1.5M``: a count short enough for the listing's 80 columns."""
+    return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n / 1000:.3g}k"
