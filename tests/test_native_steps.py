@@ -90,6 +90,31 @@ def check_agree(model, size) -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hidden", [6, 64])
+@pytest.mark.parametrize("name", NATIVE)
+def test_a_step_computes_the_colour_groups_its_pixel_skipped(name, hidden):
+    """A step computes only the colour groups its pixel has not computed yet: its own
+    when every colour is stepped, and those of the known colours before it when they are
+    skipped (a completion). Every step's logits agree with the Python body's, which
+    computes every group at every step; in the loops (h = 6) and ATen products (h = 64)."""
+    model = tiny_model(name, channels=3, levels=4, hidden=hidden, layers=2, seed=8).float()
+    x = torch.randint(0, 4, (2, 3, 4, 5), generator=gen(1))
+    # Per pixel, the first colours known in both images (0, 1, 2 or all 3 of them).
+    first = torch.randint(0, 4, (4, 5), generator=gen(2))
+    known = (torch.arange(3).view(3, 1, 1) < first).expand(2, 3, 4, 5)
+    steps: dict[bool, list] = {True: [], False: []}
+    for on in (True, False):
+        with native.forced(on):
+            complete(
+                model, x, known, generator=gen(3),
+                on_logits=lambda i, j, c, z, on=on: steps[on].append((i, j, c, z.clone())),
+            )  # fmt: skip
+    assert [s[:3] for s in steps[True]] == [s[:3] for s in steps[False]]
+    assert len(steps[True]) < 3 * 4 * 5  # some colours were skipped
+    for a, b in zip(steps[True], steps[False], strict=True):
+        torch.testing.assert_close(a[3], b[3], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", NATIVE)
 def test_native_rows_draw_as_naive_at_other_temperatures_and_batch_one(name):
     model = tiny_model(name, channels=3, levels=5, hidden=6, seed=6)

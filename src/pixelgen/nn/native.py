@@ -31,6 +31,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import platform
 import shutil
 import sys
 import sysconfig
@@ -50,7 +51,12 @@ except ImportError:  # not on Windows: torch's lock alone serializes the builds 
 SOURCES = tuple(
     Path(__file__).resolve().parent / "csrc" / name for name in ("recurrences.cpp", "steppers.cpp")
 )
-CFLAGS = ("-O3",)
+# On x86-64 the library is built for the processor it runs on (AVX2 and FMA where there):
+# the small products of a sampling step and the scans' loops vectorize that far, about
+# twice as fast at the MNIST sizes as the baseline SSE2 build. The key then covers the
+# processor too (_processor), so a cache shared by different machines builds per machine.
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+CFLAGS = ("-O3", "-march=native") if _X86 else ("-O3",)
 _DTYPES = (torch.float32, torch.float64)
 
 _lock = threading.Lock()
@@ -106,7 +112,20 @@ def _name() -> str:
     digest.update(torch.__version__.encode())
     digest.update(sys.version.encode())
     digest.update((sysconfig.get_platform()).encode())
+    if "-march=native" in CFLAGS:
+        digest.update(_processor().encode())
     return f"pixelgen_native_{digest.hexdigest()[:16]}"
+
+
+def _processor() -> str:
+    """What ``-march=native`` builds for: the model and instruction sets in
+    ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            lines = [line for line in handle if line.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
 
 
 def load() -> ModuleType | None:

@@ -41,26 +41,44 @@ using Tensors = std::vector<at::Tensor>;
 // sizes, h = 128) as one ATen product over the batch, where a tuned kernel wins.
 constexpr int64_t kLoopWeights = 16384;
 
-// y[0:o] += act(x[0:k]) @ wt[k, o] (wt row-major, k rows of o values; act: relu or the
-// identity). Eight rows of wt go into y per pass, so y is loaded and stored once per eight
-// products: that halved a PixelCNN step against one row per pass (and skipping the zeros
-// of a ReLU, whose branch the processor cannot predict, did not pay for itself).
+// The colour groups one call computes at a pixel, g0..g1 of `colours`. Feature map q of n
+// belongs to group q * colours / n (nn/masks.py channel_groups), so groups g0..g1 are the
+// contiguous maps [lo(n), hi(n)). Under mask B a map of group g reads only the groups <= g
+// of its input at the current pixel, so the step that draws colour c computes only group
+// c of every layer (the groups before it were computed by the earlier colours' steps) and
+// a pixel costs one pass of the body, not one per colour. One colour: every map.
+struct Span {
+  int64_t g0, g1, colours;
+  int64_t lo(int64_t n) const { return (g0 * n + colours - 1) / colours; }
+  int64_t hi(int64_t n) const { return ((g1 + 1) * n + colours - 1) / colours; }
+};
+constexpr Span kWhole{0, 0, 1};
+
+// Which part of an (in, out) map a call computes: outputs [o0, o1) from inputs [0, k).
+struct Cols {
+  int64_t o0, o1, k;
+};
+
+// y[0:o] += act(x[0:k]) @ wt[k, o] (wt row-major with rows ld values apart; act: relu or
+// the identity). Eight rows of wt go into y per pass, so y is loaded and stored once per
+// eight products: that halved a PixelCNN step against one row per pass (and skipping the
+// zeros of a ReLU, whose branch the processor cannot predict, did not pay for itself).
 template <typename T, bool Relu>
-inline void gemv_acc(const T* __restrict__ x, int64_t k, const T* __restrict__ wt, int64_t o,
-                     T* __restrict__ y) {
+inline void gemv_acc(const T* __restrict__ x, int64_t k, const T* __restrict__ wt, int64_t ld,
+                     int64_t o, T* __restrict__ y) {
   int64_t q = 0;
   for (; q + 8 <= k; q += 8) {
     T v[8];
     for (int r = 0; r < 8; ++r) v[r] = Relu ? std::max(x[q + r], T(0)) : x[q + r];
-    const T* w = wt + q * o;
+    const T* w = wt + q * ld;
     for (int64_t p = 0; p < o; ++p)
-      y[p] += ((v[0] * w[p] + v[1] * w[o + p]) + (v[2] * w[2 * o + p] + v[3] * w[3 * o + p])) +
-              ((v[4] * w[4 * o + p] + v[5] * w[5 * o + p]) +
-               (v[6] * w[6 * o + p] + v[7] * w[7 * o + p]));
+      y[p] += ((v[0] * w[p] + v[1] * w[ld + p]) + (v[2] * w[2 * ld + p] + v[3] * w[3 * ld + p])) +
+              ((v[4] * w[4 * ld + p] + v[5] * w[5 * ld + p]) +
+               (v[6] * w[6 * ld + p] + v[7] * w[7 * ld + p]));
   }
   for (; q < k; ++q) {
     const T v = Relu ? std::max(x[q], T(0)) : x[q];
-    const T* w = wt + q * o;
+    const T* w = wt + q * ld;
     for (int64_t p = 0; p < o; ++p) y[p] += v * w[p];
   }
 }
@@ -72,30 +90,33 @@ at::Tensor rows_view(const T* data, int64_t batch, int64_t n, int64_t stride) {
   return at::from_blob(const_cast<T*>(data), {batch, n}, {stride, 1}, options);
 }
 
-// The LSTM cells of B images, as nn/lstm.py's lstm_update: gates (B, 4h) laid out
+// The LSTM cells [u0, u1) of B images, as nn/lstm.py's lstm_update: gates (B, 4h) laid out
 // [o, f, i, g], c = σf ⊙ c_prev + σi ⊙ tanh g, h = σo ⊙ tanh c. Image b's c_prev, h and c
 // start at b * stride. The sigmoids are ATen's vectorized kernel over the whole block (a
 // scalar exp loop took most of a step), the tanhs as 2 σ(2x) - 1, as recurrences.cpp.
 template <typename T>
-void lstm_cells(T* gates, int64_t batch, int64_t h, const T* c_prev, T* h_out, T* c_out,
-                int64_t stride, std::vector<T>& tmp) {
+void lstm_cells(T* gates, int64_t batch, int64_t h, int64_t u0, int64_t u1, const T* c_prev,
+                T* h_out, T* c_out, int64_t stride, std::vector<T>& tmp) {
+  const int64_t n = u1 - u0;
+  if (n <= 0) return;
   for (int64_t b = 0; b < batch; ++b)
-    for (int64_t q = 3 * h; q < 4 * h; ++q) gates[b * 4 * h + q] *= T(2);
-  rows_view(gates, batch, 4 * h, 4 * h).sigmoid_();
-  tmp.resize(batch * h);
+    for (int64_t q = 3 * h + u0; q < 3 * h + u1; ++q) gates[b * 4 * h + q] *= T(2);
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::from_blob(gates + u0, {batch, 4, n}, {4 * h, h, 1}, options).sigmoid_();
+  tmp.resize(batch * n);
   for (int64_t b = 0; b < batch; ++b) {
     const T* g = gates + b * 4 * h;
-    for (int64_t q = 0; q < h; ++q) {
+    for (int64_t q = u0; q < u1; ++q) {
       const T tg = T(2) * g[3 * h + q] - T(1);
       const T c = g[h + q] * c_prev[b * stride + q] + g[2 * h + q] * tg;
       c_out[b * stride + q] = c;
-      tmp[b * h + q] = T(2) * c;
+      tmp[b * n + q - u0] = T(2) * c;
     }
   }
-  rows_view(tmp.data(), batch, h, h).sigmoid_();
+  rows_view(tmp.data(), batch, n, n).sigmoid_();
   for (int64_t b = 0; b < batch; ++b)
-    for (int64_t q = 0; q < h; ++q)
-      h_out[b * stride + q] = gates[b * 4 * h + q] * (T(2) * tmp[b * h + q] - T(1));
+    for (int64_t q = u0; q < u1; ++q)
+      h_out[b * stride + q] = gates[b * 4 * h + q] * (T(2) * tmp[b * n + q - u0] - T(1));
 }
 
 
@@ -104,22 +125,27 @@ struct Affine {
   at::Tensor wt, bias;
   int64_t in() const { return wt.size(0); }
   int64_t out() const { return wt.size(1); }
+  Cols all() const { return {0, out(), in()}; }
+  // A mask-B map's part for the groups of `s`: their outputs, from the inputs up to them.
+  Cols groups(const Span& s) const { return {s.lo(out()), s.hi(out()), s.hi(in())}; }
 
-  // y = [y +] bias + act(x) @ wt for `batch` rows (x every xs values, y every ys); with
-  // `add` the bias is left out (the state-to-state maps have none).
+  // y[:, cols] = [y +] bias + act(x) @ wt for `batch` rows (x every xs values, y every
+  // ys); with `add` the bias is left out (the state-to-state maps have none).
   template <typename T>
   void apply(const T* x, int64_t xs, int64_t batch, T* y, int64_t ys, bool relu, bool add,
-             std::vector<T>& tmp) const {
-    const int64_t k = in(), o = out();
-    if (k * o < kLoopWeights) {
-      const T* w = wt.data_ptr<T>();
+             std::vector<T>& tmp, const Cols& cols) const {
+    const int64_t k = cols.k, o = cols.o1 - cols.o0, ld = out();
+    if (o <= 0) return;
+    y += cols.o0;
+    if (in() * ld < kLoopWeights) {
+      const T* w = wt.data_ptr<T>() + cols.o0;
       for (int64_t b = 0; b < batch; ++b) {
         T* yb = y + b * ys;
-        if (!add) std::memcpy(yb, bias.data_ptr<T>(), sizeof(T) * o);
+        if (!add) std::memcpy(yb, bias.data_ptr<T>() + cols.o0, sizeof(T) * o);
         if (relu)
-          gemv_acc<T, true>(x + b * xs, k, w, o, yb);
+          gemv_acc<T, true>(x + b * xs, k, w, ld, o, yb);
         else
-          gemv_acc<T, false>(x + b * xs, k, w, o, yb);
+          gemv_acc<T, false>(x + b * xs, k, w, ld, o, yb);
       }
       return;
     }
@@ -130,11 +156,12 @@ struct Affine {
       x = tmp.data();
       xs = k;
     }
-    at::Tensor xv = rows_view(x, batch, k, xs), yv = rows_view(y, batch, o, ys);
+    const at::Tensor xv = rows_view(x, batch, k, xs), w = wt.narrow(0, 0, k).narrow(1, cols.o0, o);
+    at::Tensor yv = rows_view(y, batch, o, ys);
     if (add)
-      yv.addmm_(xv, wt);
+      yv.addmm_(xv, w);
     else
-      at::addmm_out(yv, bias, xv, wt);
+      at::addmm_out(yv, bias.narrow(0, cols.o0, o), xv, w);
   }
 };
 
@@ -145,6 +172,15 @@ std::vector<Affine> affines(const Tensors& wts, const Tensors& biases) {
   return out;
 }
 
+// The four gate blocks' columns of units [u0, u1) of a (k, 4h) map, applied in turn.
+template <typename T>
+void gate_maps(const Affine& map, const T* x, int64_t xs, int64_t batch, T* gates, bool add,
+               std::vector<T>& tmp, int64_t u0, int64_t u1, int64_t k) {
+  const int64_t h = map.out() / 4;
+  for (int64_t g = 0; g < 4; ++g)
+    map.apply(x, xs, batch, gates, 4 * h, false, add, tmp, Cols{g * h + u0, g * h + u1, k});
+}
+
 // A masked k_h x k_w convolution read at one column of a WindowConv buffer
 // (B, rows, W + 2 pad, I): its weight is (rows * kw * I, O) in the window's order, and the
 // current (last) row reads only columns up to the centre (mask B masks the rest out).
@@ -153,71 +189,107 @@ struct Window {
   at::Tensor buf;
   int64_t kw, pad;
 
-  // The input of every image at column j of the current row: (B, I), every xs values.
+  int64_t in() const { return buf.size(3); }
+
+  // Inputs [i0, i1) of every image at column j of the current row: (B, I), every xs values.
   template <typename T>
-  void put(int64_t j, const T* x, int64_t xs) const {
+  void put(int64_t j, const T* x, int64_t xs, int64_t i0, int64_t i1) const {
     const int64_t batch = buf.size(0), rows = buf.size(1), width = buf.size(2), in = buf.size(3);
     T* dst = buf.data_ptr<T>() + ((rows - 1) * width + j + pad) * in;
     for (int64_t b = 0; b < batch; ++b)
-      std::memcpy(dst + b * rows * width * in, x + b * xs, sizeof(T) * in);
+      std::memcpy(dst + b * rows * width * in + i0, x + b * xs + i0, sizeof(T) * (i1 - i0));
   }
 
-  // y (B, O) = the convolution at column j.
+  // y[:, o0:o1] (B, O) = the convolution at column j, reading the first `centre` inputs
+  // at the current pixel (under mask B the outputs' own and earlier groups); with `blocks`,
+  // also the columns [o0, o1) + n * step for n < blocks (the gate blocks of an LSTM).
   template <typename T>
-  void apply(int64_t j, T* y, std::vector<T>& tmp) const {
+  void apply(int64_t j, T* y, std::vector<T>& tmp, int64_t o0, int64_t o1, int64_t centre,
+             int64_t blocks = 1, int64_t step = 0) const {
+    if (o1 <= o0) return;
     const int64_t batch = buf.size(0), rows = buf.size(1), width = buf.size(2), in = buf.size(3);
     const int64_t o = map.out(), span = kw * in;
     const T* base = buf.data_ptr<T>() + j * in;
-    if (map.in() * o >= kLoopWeights) {  // gather the windows for one product
-      std::vector<T> win(batch * rows * span);
+    // What the current row reads: the columns left of the centre, and `centre` inputs
+    // at it; the window's order puts those first in that row.
+    const int64_t last = (std::min(kw, pad + 1) - 1) * in + centre;
+    if (map.in() * o >= kLoopWeights) {  // gather the windows for one product per block
+      const int64_t k = (rows - 1) * span + last;
+      std::vector<T> win(batch * k);
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t r = 0; r < rows; ++r)
-          std::memcpy(win.data() + (b * rows + r) * span, base + (b * rows + r) * width * in,
-                      sizeof(T) * span);
-      map.apply(win.data(), rows * span, batch, y, o, false, false, tmp);
+          std::memcpy(win.data() + b * k + r * span, base + (b * rows + r) * width * in,
+                      sizeof(T) * (r == rows - 1 ? last : span));
+      for (int64_t n = 0; n < blocks; ++n)
+        map.apply(win.data(), k, batch, y, o, false, false, tmp,
+                  Cols{o0 + n * step, o1 + n * step, k});
       return;
     }
-    const T* w = map.wt.data_ptr<T>();
-    for (int64_t b = 0; b < batch; ++b) {
-      T* yb = y + b * o;
-      std::memcpy(yb, map.bias.data_ptr<T>(), sizeof(T) * o);
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t cols = r == rows - 1 ? std::min(kw, pad + 1) : kw;
-        gemv_acc<T, false>(base + (b * rows + r) * width * in, cols * in, w + r * span * o, o, yb);
+    for (int64_t n = 0; n < blocks; ++n) {
+      const int64_t p0 = o0 + n * step;
+      const T* w = map.wt.data_ptr<T>() + p0;
+      for (int64_t b = 0; b < batch; ++b) {
+        T* yb = y + b * o + p0;
+        std::memcpy(yb, map.bias.data_ptr<T>() + p0, sizeof(T) * (o1 - o0));
+        for (int64_t r = 0; r < rows; ++r)
+          gemv_acc<T, false>(base + (b * rows + r) * width * in, r == rows - 1 ? last : span,
+                             w + r * span * o, o, o1 - o0, yb);
       }
     }
   }
 };
 
 // The residual and skip wiring of a PixelRNN body (models/base.py RecurrentPixelModel):
-// layer l's output y (B, h) feeds the skip sum and, but for the last layer, the next input.
+// layer l's output y (B, h) feeds the skip sum `out` and, but for the last layer, the next
+// layer's input x_next = [x +] res(y) (else x_next = x). Only the feature maps of `s`.
 struct Wiring {
   std::vector<Affine> res, skips;
   bool residual;
 
   template <typename T>
-  void after(int64_t l, const T* y, int64_t ys, T* x, T* out, int64_t batch,
-             std::vector<T>& tmp, std::vector<T>& tmp2) const {
+  void after(int64_t l, const T* y, int64_t ys, const T* x, T* x_next, T* out, int64_t batch,
+             const Span& s, std::vector<T>& tmp, std::vector<T>& tmp2) const {
+    const int64_t feat = res.empty() ? skips[0].out() : res[0].out();
+    const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
+    tmp.resize(batch * feat);
     if (!skips.empty()) {
-      const Affine& s = skips[l];
-      tmp.resize(batch * s.out());
-      s.apply(y, ys, batch, tmp.data(), s.out(), false, false, tmp2);
-      for (int64_t p = 0; p < batch * s.out(); ++p) out[p] += tmp[p];
+      const Affine& m = skips[l];
+      m.apply(y, ys, batch, tmp.data(), feat, false, false, tmp2, m.groups(s));
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t p = b * feat + f0; p < b * feat + f1; ++p) out[p] += tmp[p];
     }
-    if (l < static_cast<int64_t>(res.size())) {
-      const Affine& r = res[l];
-      tmp.resize(batch * r.out());
-      r.apply(y, ys, batch, tmp.data(), r.out(), false, false, tmp2);
-      for (int64_t p = 0; p < batch * r.out(); ++p) x[p] = residual ? x[p] + tmp[p] : tmp[p];
-    }
+    const bool mapped = l < static_cast<int64_t>(res.size());
+    if (mapped) res[l].apply(y, ys, batch, tmp.data(), feat, false, false, tmp2, res[l].groups(s));
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t p = b * feat + f0; p < b * feat + f1; ++p)
+        x_next[p] = !mapped ? x[p] : residual ? x[p] + tmp[p] : tmp[p];
   }
 };
 
 // A stepper body at one pixel: (B, F) features of the input layer -> (B, F) for the head.
+// The input of every layer is kept for the pixel (streams_, (L + 1, B, F); the last is the
+// output of a body without skips), so a later colour's step reads the groups the earlier
+// ones computed.
 class Body {
  public:
+  Body(int64_t layers, int64_t batch, int64_t feat, const at::TensorOptions& options)
+      : streams_(at::zeros({layers + 1, batch, feat}, options)) {}
   virtual ~Body() = default;
-  virtual at::Tensor step(const at::Tensor& f, int64_t j) const = 0;
+
+  // The body's input at the current pixel, where the caller writes the groups it runs.
+  at::Tensor input() const { return streams_[0]; }
+
+  // The groups of `s` at column j; returns the output (B, F), whose maps of `s` are new.
+  virtual at::Tensor run(int64_t j, const Span& s) const = 0;
+
+  // Every map at column j from f (B, F), as the Python stepper's body_step.
+  at::Tensor step(const at::Tensor& f, int64_t j) const {
+    input().copy_(f);
+    return run(j, kWhole).clone();
+  }
+
+ protected:
+  at::Tensor streams_;
 };
 
 // PixelCNN (sampling/pixelcnn.py): per block, relu -> 1x1 reduce -> relu into the window,
@@ -227,41 +299,51 @@ class PixelCNNBody : public Body {
   PixelCNNBody(const Tensors& reduce_wt, const Tensors& reduce_b, const Tensors& conv_wt,
                const Tensors& conv_b, const Tensors& bufs, int64_t kw, int64_t pad,
                const Tensors& expand_wt, const Tensors& expand_b, bool residual)
-      : reduce_(affines(reduce_wt, reduce_b)), expand_(affines(expand_wt, expand_b)),
+      : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), reduce_wt[0].size(0),
+             reduce_wt[0].options()),
+        reduce_(affines(reduce_wt, reduce_b)), expand_(affines(expand_wt, expand_b)),
         residual_(residual) {
     const auto conv = affines(conv_wt, conv_b);
     for (size_t l = 0; l < conv.size(); ++l) conv_.push_back(Window{conv[l], bufs[l], kw, pad});
+    acts_ = at::zeros({static_cast<int64_t>(conv.size()), bufs[0].size(0), conv[0].out()},
+                      reduce_wt[0].options());
   }
 
-  at::Tensor step(const at::Tensor& f, int64_t j) const override {
-    at::Tensor out = f.clone(at::MemoryFormat::Contiguous);  // (B, F)
-    AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "pixelcnn_step", [&] { run<scalar_t>(out, j); });
-    return out;
+  at::Tensor run(int64_t j, const Span& s) const override {
+    AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "pixelcnn_step",
+                               [&] { run_as<scalar_t>(j, s); });
+    return streams_[-1];
   }
 
  private:
   template <typename T>
-  void run(at::Tensor& stream, int64_t j) const {
-    const int64_t batch = stream.size(0), feat = stream.size(1);
-    T* f = stream.data_ptr<T>();
-    std::vector<T> r, a, y, tmp;
+  void run_as(int64_t j, const Span& s) const {
+    const int64_t batch = streams_.size(1), feat = streams_.size(2);
+    const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
+    std::vector<T> r, y(batch * feat), tmp;
     for (size_t l = 0; l < conv_.size(); ++l) {
       const Affine &red = reduce_[l], &exp = expand_[l];
-      const int64_t hr = red.out(), hc = conv_[l].map.out();
+      const Window& conv = conv_[l];
+      const T* f = streams_[l].data_ptr<T>();
+      T* next = streams_[l + 1].data_ptr<T>();
+      T* a = acts_[l].data_ptr<T>();  // (B, hc): the earlier groups are the pixel's
+      const int64_t hr = red.out(), hc = conv.map.out();
       r.resize(batch * hr);
-      a.resize(batch * hc);
-      y.resize(batch * feat);
-      red.apply(f, feat, batch, r.data(), hr, true, false, tmp);
+      red.apply(f, feat, batch, r.data(), hr, true, false, tmp, red.groups(s));
       for (T& v : r) v = std::max(v, T(0));
-      conv_[l].put(j, r.data(), hr);
-      conv_[l].apply(j, a.data(), tmp);
-      exp.apply(a.data(), hc, batch, y.data(), feat, true, false, tmp);
-      for (int64_t p = 0; p < batch * feat; ++p) f[p] = residual_ ? f[p] + y[p] : y[p];
+      conv.put(j, r.data(), hr, s.lo(hr), s.hi(hr));
+      conv.apply(j, a, tmp, s.lo(hc), s.hi(hc), s.hi(hr));
+      exp.apply(static_cast<const T*>(a), hc, batch, y.data(), feat, true, false, tmp,
+                exp.groups(s));
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t p = b * feat + f0; p < b * feat + f1; ++p)
+          next[p] = residual_ ? f[p] + y[p] : y[p];
     }
   }
 
   std::vector<Affine> reduce_, expand_;
   std::vector<Window> conv_;
+  at::Tensor acts_;  // (L, B, hc): each block's convolution at the current pixel
   bool residual_;
 };
 
@@ -274,47 +356,54 @@ class RowLSTMBody : public Body {
               const Tensors& gates_ss, const Tensors& h, const Tensors& c, const Tensors& c_prev,
               const Tensors& res_wt, const Tensors& res_b, const Tensors& skip_wt,
               const Tensors& skip_b, bool residual)
-      : gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev),
-        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual} {
+      : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), bufs[0].size(3),
+             in_wt[0].options()),
+        gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev),
+        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
+        out_(at::zeros_like(streams_[0])) {
     const auto in = affines(in_wt, in_b);
     for (size_t l = 0; l < in.size(); ++l) in_.push_back(Window{in[l], bufs[l], pad + 1, pad});
   }
 
-  at::Tensor step(const at::Tensor& x, int64_t j) const override {
-    at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
-    at::Tensor out = at::zeros_like(stream);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "row_lstm_step",
-                               [&] { run<scalar_t>(stream, out, j); });
-    return wiring_.skips.empty() ? stream : out;
+  at::Tensor run(int64_t j, const Span& s) const override {
+    AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "row_lstm_step",
+                               [&] { run_as<scalar_t>(j, s); });
+    return wiring_.skips.empty() ? streams_[-1] : out_;
   }
 
  private:
   template <typename T>
-  void run(at::Tensor& stream, at::Tensor& out, int64_t j) const {
-    const int64_t batch = stream.size(0), feat = stream.size(1), width = h_[0].size(1);
-    const int64_t hid = h_[0].size(2);
+  void run_as(int64_t j, const Span& s) const {
+    const int64_t batch = streams_.size(1), feat = streams_.size(2), width = h_[0].size(1);
+    const int64_t hid = h_[0].size(2), u0 = s.lo(hid), u1 = s.hi(hid);
     std::vector<T> gates(batch * 4 * hid), tmp, tmp2;
-    T* x = stream.data_ptr<T>();
+    T* out = out_.data_ptr<T>();
+    for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
+      std::fill(out + b * feat + s.lo(feat), out + b * feat + s.hi(feat), T(0));
     for (size_t l = 0; l < in_.size(); ++l) {
-      in_[l].put(j, x, feat);
-      in_[l].apply(j, gates.data(), tmp);
+      const T* x = streams_[l].data_ptr<T>();
+      const Window& w = in_[l];
+      w.put(j, x, feat, s.lo(feat), s.hi(feat));
+      w.apply(j, gates.data(), tmp, u0, u1, s.hi(feat), 4, hid);
       for (int64_t b = 0; b < batch; ++b) {
-        T* g = gates.data() + b * 4 * hid;
+        T* gb = gates.data() + b * 4 * hid;
         const T* ss = gates_ss_[l].data_ptr<T>() + (b * width + j) * 4 * hid;
-        for (int64_t p = 0; p < 4 * hid; ++p) g[p] += ss[p];
+        for (int64_t g = 0; g < 4; ++g)
+          for (int64_t p = g * hid + u0; p < g * hid + u1; ++p) gb[p] += ss[p];
       }
       const int64_t at = j * hid;  // image b's at b * width * hid
-      lstm_cells(gates.data(), batch, hid, c_prev_[l].data_ptr<T>() + at, h_[l].data_ptr<T>() + at,
-                 c_[l].data_ptr<T>() + at, width * hid, tmp2);
-      const T* y = h_[l].data_ptr<T>() + j * hid;  // image b's at b * width * hid
-      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, out.data_ptr<T>(), batch, tmp,
-                    tmp2);
+      lstm_cells(gates.data(), batch, hid, u0, u1, c_prev_[l].data_ptr<T>() + at,
+                 h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at, width * hid, tmp2);
+      const T* y = h_[l].data_ptr<T>() + at;
+      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, streams_[l + 1].data_ptr<T>(),
+                    out, batch, s, tmp, tmp2);
     }
   }
 
   std::vector<Window> in_;
   Tensors gates_ss_, h_, c_, c_prev_;
   Wiring wiring_;
+  at::Tensor out_;  // (B, F): the skip sum at the current pixel
 };
 
 // Diagonal BiLSTM (sampling/diagonal_bilstm.py), its left-to-right half: layer l at (i, j)
@@ -327,9 +416,11 @@ class DiagonalBody : public Body {
                at::Tensor inputs, at::Tensor h, at::Tensor c, at::Tensor h_above,
                at::Tensor right_above, const Tensors& res_wt, const Tensors& res_b,
                const Tensors& skip_wt, const Tensors& skip_b, bool residual)
-      : in_(affines(in_wt, in_b)), inputs_(inputs), h_(h), c_(c), h_above_(h_above),
+      : Body(inputs.size(0), inputs.size(1), inputs.size(3), inputs.options()),
+        in_(affines(in_wt, in_b)), inputs_(inputs), h_(h), c_(c), h_above_(h_above),
         right_above_(right_above),
-        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual} {
+        wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
+        out_(at::zeros_like(streams_[0])) {
     // The (2h, 4h) state-to-state weight as two maps: rows [0, h) read the state above,
     // rows [h, 2h) the state to the left.
     for (const at::Tensor& w : ss_wt) {
@@ -340,49 +431,54 @@ class DiagonalBody : public Body {
     }
   }
 
-  at::Tensor step(const at::Tensor& x, int64_t j) const override {
-    at::Tensor stream = x.clone(at::MemoryFormat::Contiguous);  // (B, F)
-    at::Tensor out = at::zeros_like(stream);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "diagonal_step",
-                               [&] { run<scalar_t>(stream, out, j); });
-    return wiring_.skips.empty() ? stream : out;
+  at::Tensor run(int64_t j, const Span& s) const override {
+    AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "diagonal_step",
+                               [&] { run_as<scalar_t>(j, s); });
+    return wiring_.skips.empty() ? streams_[-1] : out_;
   }
 
  private:
   template <typename T>
-  void run(at::Tensor& stream, at::Tensor& out, int64_t j) const {
+  void run_as(int64_t j, const Span& s) const {
     const int64_t n = inputs_.size(0), batch = inputs_.size(1), width = inputs_.size(2);
-    const int64_t feat = inputs_.size(3), hid = h_.size(3);
+    const int64_t feat = inputs_.size(3), hid = h_.size(3), u0 = s.lo(hid), u1 = s.hi(hid);
+    const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
     std::vector<T> gates(batch * 4 * hid), y(batch * hid), tmp, tmp2;
-    T* x = stream.data_ptr<T>();
+    T* out = out_.data_ptr<T>();
+    for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
+      std::fill(out + b * feat + f0, out + b * feat + f1, T(0));
     for (int64_t l = 0; l < n; ++l) {
+      const T* x = streams_[l].data_ptr<T>();
       const int64_t layer = l * batch;  // the first (layer, image) row of layer l
       T* inputs = inputs_.data_ptr<T>() + (layer * width + j) * feat;
       for (int64_t b = 0; b < batch; ++b)
-        std::memcpy(inputs + b * width * feat, x + b * feat, sizeof(T) * feat);
+        std::memcpy(inputs + b * width * feat + f0, x + b * feat + f0, sizeof(T) * (f1 - f0));
       T* h = h_.data_ptr<T>() + layer * (width + 1) * hid;
       T* c = c_.data_ptr<T>() + layer * (width + 1) * hid;
       const int64_t hs = (width + 1) * hid;  // image to image in h and c
-      in_[l].apply(x, feat, batch, gates.data(), 4 * hid, false, false, tmp);
-      above_[l].apply(h_above_.data_ptr<T>() + (layer * width + j) * hid, width * hid, batch,
-                      gates.data(), 4 * hid, false, true, tmp);
-      left_[l].apply(static_cast<const T*>(h + j * hid), hs, batch, gates.data(), 4 * hid,
-                     false, true, tmp);
+      gate_maps(in_[l], x, feat, batch, gates.data(), false, tmp, u0, u1, f1);
+      gate_maps(above_[l], static_cast<const T*>(h_above_.data_ptr<T>() + (layer * width + j) * hid),
+                width * hid, batch, gates.data(), true, tmp, u0, u1, hid);
+      gate_maps(left_[l], static_cast<const T*>(h + j * hid), hs, batch, gates.data(), true, tmp,
+                u0, u1, hid);
+      lstm_cells(gates.data(), batch, hid, u0, u1, static_cast<const T*>(c + j * hid),
+                 h + (j + 1) * hid, c + (j + 1) * hid, hs, tmp2);
+      // The layer's output, h + the right-to-left state above, for every group up to s's
+      // (the residual and skip maps read those).
       const T* right = right_above_.data_ptr<T>() + (layer * width + j) * hid;
-      lstm_cells(gates.data(), batch, hid, static_cast<const T*>(c + j * hid), h + (j + 1) * hid,
-                 c + (j + 1) * hid, hs, tmp2);
       for (int64_t b = 0; b < batch; ++b) {
         const T* hb = h + b * hs + (j + 1) * hid;
-        for (int64_t p = 0; p < hid; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
+        for (int64_t p = 0; p < u1; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
       }
-      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, out.data_ptr<T>(), batch, tmp,
-                    tmp2);
+      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, streams_[l + 1].data_ptr<T>(),
+                    out, batch, s, tmp, tmp2);
     }
   }
 
   std::vector<Affine> in_, above_, left_;
   at::Tensor inputs_, h_, c_, h_above_, right_above_;
   Wiring wiring_;
+  at::Tensor out_;  // (B, F): the skip sum at the current pixel
 };
 
 
@@ -391,6 +487,9 @@ class DiagonalBody : public Body {
 // body, the output head for that colour, and the draw by inverse CDF in double
 // (sampling/draw.py), writing each drawn value into x unless it is known. The Python
 // stepper's start_row has run for the row (the windows and row states are ready).
+// Each step computes the colour groups not yet computed at the pixel, up to its own (see
+// Span): its own group when every colour is stepped, all of them at a pixel whose only
+// step is the last colour's (a known pixel, whose maps later pixels still read).
 class Raster {
  public:
   Raster(at::Tensor in_wt, at::Tensor in_b, at::Tensor buf, int64_t kw, int64_t pad,
@@ -433,12 +532,15 @@ class Raster {
     const int64_t rows = buf.size(1), bw = buf.size(2);
     const T scale = T(2.0 / static_cast<double>(levels_ - 1));
     const int64_t feat = input_.map.out(), hid = hidden_.out();
-    at::Tensor f = at::empty({batch, feat}, hidden_.wt.options());
-    std::vector<T> hbuf(batch * hid), tmp;
+    T* f = body_->input().data_ptr<T>();  // (B, F)
+    std::vector<T> hbuf(batch * hid), tmp;  // the head's hidden maps at the current pixel
     std::vector<double> cdf(levels_);
     for (int64_t j = 0; j < width; ++j) {
+      int64_t next = 0;  // the first colour group not yet computed at (i, j)
       for (int64_t c = 0; c < colours; ++c) {
         if (!calls[j][c]) continue;
+        const Span s{next, c, colours};
+        next = c + 1;
         // The current row's columns j - pad .. j, as the input layer reads them.
         for (int64_t b = 0; b < batch; ++b)
           for (int64_t jj = std::max<int64_t>(0, j - input_.pad); jj <= j; ++jj) {
@@ -446,11 +548,13 @@ class Raster {
             for (int64_t q = 0; q < colours; ++q)
               dst[q] = T(xs[b * image + q * plane + i * width + jj]) * scale - T(1);
           }
-        input_.apply(j, f.data_ptr<T>(), tmp);
-        const at::Tensor g = body_->step(f, j);  // (B, F)
-        hidden_.apply(g.data_ptr<T>(), feat, batch, hbuf.data(), hid, true, false, tmp);
+        input_.apply(j, f, tmp, s.lo(feat), s.hi(feat), colours);
+        const at::Tensor g = body_->run(j, s);  // (B, F)
+        hidden_.apply(g.data_ptr<T>(), feat, batch, hbuf.data(), hid, true, false, tmp,
+                      hidden_.groups(s));
         T* out = logits.data_ptr<T>() + (keep ? (j * colours + c) * batch * levels_ : 0);
-        out_[c].apply(hbuf.data(), hid, batch, out, levels_, true, false, tmp);
+        out_[c].apply(static_cast<const T*>(hbuf.data()), hid, batch, out, levels_, true, false,
+                      tmp, Cols{0, levels_, s.hi(hid)});
         for (int64_t b = 0; b < batch; ++b) {
           const int64_t at = b * image + c * plane + i * width + j;
           if (ks[at]) continue;
