@@ -109,15 +109,16 @@ def run(quick: bool, *, threads: int | None = 1) -> list[dict]:
         channels, levels, size = FORMATS[fmt]
         model = build(recipe, fmt)
         x = torch.randint(0, levels, (BATCH, channels, *size))
-        # A CIFAR-10 paper model's pass takes seconds: one sampling and the median of three
-        # passes (one pass moved by a third between runs on the shared machine).
+        # Medians: of 5 passes and 3 samplings, and of 3 each for a CIFAR-10 paper model,
+        # whose pass takes seconds (a single one moved by a third between runs on the
+        # shared machine).
         slow = recipe.startswith("cifar10")
         fwd = time_forward(model, x, repeats=3 if slow else 5)
         total = channels * size[0] * size[1]
         # Naive: enough values for a stable rate, but only a few where a pass takes seconds.
         values = min(total, max(2, int(3.0 / max(fwd, 1e-3))), 8 if quick else 64)
         naive = time_naive(model, size, values) * total / values
-        fast = statistics.median(time_fast(model, size) for _ in range(1 if slow else 3))
+        fast = statistics.median(time_fast(model, size) for _ in range(3))
         rows.append(
             {
                 "model": model_name,

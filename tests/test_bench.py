@@ -53,6 +53,18 @@ def test_speedup_and_its_bound():
     assert not missing["met"] and math.isnan(missing["bound"])
 
 
+def test_an_evaluation_the_budget_skipped_is_not_measured_rather_than_failed():
+    skipped = {"recipe": "quick_rowlstm", "impl": "fast", "error": "skipped: budget spent"}
+    timed = {"recipe": "quick_pixelcnn", "impl": "fast", "seconds_for_test_set": 4.0}
+    timed.update(images=10_000, test_set=10_000)
+    goals = {g["goal"]: g for g in bench._goals([], [skipped, timed], quick=True)}
+    row = goals["quick_rowlstm: MNIST test set in < 60 s"]
+    assert row["met"] is None and row["value"] == "skipped: budget spent"
+    assert goals["quick_pixelcnn: MNIST test set in < 60 s"] == {
+        "goal": "quick_pixelcnn: MNIST test set in < 60 s", "value": "4.0 s", "met": True
+    }  # fmt: skip
+
+
 def test_markdown_tables_render_every_row():
     fast, ref = _row("fast", 3.0, 9.0, flops=40e9), _row("reference", 2.0, 8.0, flops=50e9)
     bench._derive([fast, ref], peak=160e9)

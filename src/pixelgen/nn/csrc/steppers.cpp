@@ -159,13 +159,15 @@ struct Affine {
   template <typename T>
   void apply(const T* x, int64_t xs, int64_t batch, T* y, int64_t ys, bool relu, bool add,
              std::vector<T>& tmp, const Cols& cols) const {
+    transpose(x, xs, batch, cols.k, relu, tmp);
+    product(tmp.data(), batch, y, ys, add, cols);
+  }
+
+  // The same from xt = act(x) transposed, (k, B): see transpose.
+  template <typename T>
+  void product(const T* xt, int64_t batch, T* y, int64_t ys, bool add, const Cols& cols) const {
     const int64_t k = cols.k, o = cols.o1 - cols.o0;
     if (o <= 0) return;
-    tmp.resize(k * batch);  // act(x) transposed: (k, B)
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t q = 0; q < k; ++q)
-        tmp[q * batch + b] = relu ? std::max(x[b * xs + q], T(0)) : x[b * xs + q];
-    const T* xt = tmp.data();
     const T* panel = packed(cols.o0, cols.o1).data_ptr<T>();
     const T* b0 = add ? nullptr : bias.data_ptr<T>() + cols.o0;
     for (int64_t c = 0; c < o; c += kPanel, panel += in() * kPanel) {
@@ -177,6 +179,16 @@ struct Affine {
       for (; m + 4 <= batch; m += 4) tile<T, 4>(xt + m, batch, k, panel, yc + m * ys, ys, n, bc);
       for (; m < batch; ++m) tile<T, 1>(xt + m, batch, k, panel, yc + m * ys, ys, n, bc);
     }
+  }
+
+  // xt (k, B) = act(x[:, 0:k]) transposed, the layout the tiles read.
+  template <typename T>
+  static void transpose(const T* x, int64_t xs, int64_t batch, int64_t k, bool relu,
+                        std::vector<T>& xt) {
+    xt.resize(k * batch);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t q = 0; q < k; ++q)
+        xt[q * batch + b] = relu ? std::max(x[b * xs + q], T(0)) : x[b * xs + q];
   }
 };
 
@@ -192,8 +204,10 @@ template <typename T>
 void gate_maps(const Affine& map, const T* x, int64_t xs, int64_t batch, T* gates, bool add,
                std::vector<T>& tmp, int64_t u0, int64_t u1, int64_t k) {
   const int64_t h = map.out() / 4;
+  Affine::transpose(x, xs, batch, k, false, tmp);
   for (int64_t g = 0; g < 4; ++g)
-    map.apply(x, xs, batch, gates, 4 * h, false, add, tmp, Cols{g * h + u0, g * h + u1, k});
+    map.product(static_cast<const T*>(tmp.data()), batch, gates, 4 * h, add,
+                Cols{g * h + u0, g * h + u1, k});
 }
 
 // A masked k_h x k_w convolution read at one column of a WindowConv buffer
@@ -228,16 +242,18 @@ struct Window {
     // What the current row reads: the columns left of the centre, and `centre` inputs
     // at it; the window's order puts those first in that row.
     const int64_t last = (std::min(kw, pad + 1) - 1) * in + centre;
-    // Gathered for the products: (B, k), the window rows one after another.
+    // Gathered for the products as they read it, (k, B): the window rows one after another.
     const int64_t k = (rows - 1) * span + last;
-    std::vector<T> win(batch * k);
+    tmp.resize(k * batch);
     for (int64_t b = 0; b < batch; ++b)
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(win.data() + b * k + r * span, base + (b * rows + r) * width * in,
-                    sizeof(T) * (r == rows - 1 ? last : span));
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* src = base + (b * rows + r) * width * in;
+        T* dst = tmp.data() + r * span * batch + b;
+        for (int64_t q = 0, n = r == rows - 1 ? last : span; q < n; ++q) dst[q * batch] = src[q];
+      }
     for (int64_t n = 0; n < blocks; ++n)
-      map.apply(win.data(), k, batch, y, o, false, false, tmp,
-                Cols{o0 + n * step, o1 + n * step, k});
+      map.product(static_cast<const T*>(tmp.data()), batch, y, o, false,
+                  Cols{o0 + n * step, o1 + n * step, k});
   }
 };
 
