@@ -193,3 +193,17 @@ def test_a_lock_left_by_a_killed_build_does_not_hang_the_next(tmp_path, monkeypa
     monkeypatch.setattr(cpp_extension, "load", load)
     monkeypatch.setattr(native.shutil, "which", lambda _: "/usr/bin/c++")
     assert native.load() is built
+
+
+def test_a_build_for_the_processor_is_keyed_by_the_processor(monkeypatch):
+    """A library built with -march=native must not be reused by a machine with another
+    processor (a shared home folder): the key covers the processor then, and only then."""
+    monkeypatch.setattr(native, "CFLAGS", ("-O3", "-march=native"))
+    monkeypatch.setattr(native, "_processor", lambda: "flags: avx2 fma")
+    here = native._name()
+    monkeypatch.setattr(native, "_processor", lambda: "flags: avx512f avx2 fma")
+    assert native._name() != here
+    monkeypatch.setattr(native, "CFLAGS", ("-O3",))
+    portable = native._name()
+    monkeypatch.setattr(native, "_processor", lambda: "flags: avx2 fma")
+    assert native._name() == portable

@@ -7,10 +7,11 @@ runs the body of a fast sampling step at one pixel in one call (``sampling/nativ
 decides where). One extension holds both. It is compiled with
 ``torch.utils.cpp_extension`` the first time a layer needs it (about a minute), into
 ``$XDG_CACHE_HOME/pixelgen/native/<key>`` (``~/.cache`` by default; ``PIXELGEN_CACHE``
-overrides the root). The key covers the source, the flags, torch and Python, so an upgrade
-builds afresh, and later processes import the built library directly, without the
-compiler. Concurrent first uses wait for one build (a lock in that folder that the system
-releases with its process, so a killed build does not leave later ones waiting).
+overrides the root). The key covers the source, the flags, torch and Python (and the
+processor where the build targets it, see CFLAGS), so an upgrade builds afresh, and later
+processes import the built library directly, without the compiler. Concurrent first uses
+wait for one build (a lock in that folder that the system releases with its process, so a
+killed build does not leave later ones waiting).
 
 Where it cannot be built (no compiler, no ninja, a failed compile) the Python scans run,
 which compute the same values. The reason is printed once, as one line on stderr, and
