@@ -10,11 +10,11 @@
 // The caches (convolution windows, row states) stay owned by the Python stepper, which
 // updates them in place once per row; these classes hold handles to the same storage.
 //
-// Every product runs in register tiles over pre-packed weights (tile), at every size: at
+// From 8 images up every product runs in register tiles over pre-packed weights (tile): at
 // h = 128 (CIFAR-10) they beat ATen's products, which repack the weight at each call, and
-// at the MNIST sizes they match the plain loops they replace. A step computes only the
-// colour groups it needs (Span). The values agree with the Python path to rounding, which
-// is all the tests ask of a step.
+// at the MNIST sizes they match plain loops; below 8 images, plain loops (gemv_acc). A step
+// computes only the colour groups it needs (Span). The values agree with the Python path
+// to rounding, which is all the tests ask of a step.
 // Only float or double CPU tensors (native_body.py checks that); the weights, caches and
 // row states are contiguous as native_body.py and the steppers create them, and the
 // raster checks its arguments.
@@ -93,6 +93,30 @@ inline void tile(const T* __restrict__ xt, int64_t batch, int64_t k, const T* __
   }
 }
 
+// y[0:o] += x[0:k] @ wt[0:k, 0:o] for one image (x every xs values, wt rows ld apart),
+// eight weight rows per pass so that y is loaded and stored once per eight. Below 8 images
+// a tile holds too few independent sums to hide the multiply-add latency, and at 4 images
+// of the MNIST sizes these loops sampled in half the time of the tiles.
+template <typename T>
+inline void gemv_acc(const T* __restrict__ x, int64_t xs, int64_t k, const T* __restrict__ wt,
+                     int64_t ld, int64_t o, T* __restrict__ y) {
+  int64_t q = 0;
+  for (; q + 8 <= k; q += 8) {
+    T v[8];
+    for (int r = 0; r < 8; ++r) v[r] = x[(q + r) * xs];
+    const T* w = wt + q * ld;
+    for (int64_t p = 0; p < o; ++p)
+      y[p] += ((v[0] * w[p] + v[1] * w[ld + p]) + (v[2] * w[2 * ld + p] + v[3] * w[3 * ld + p])) +
+              ((v[4] * w[4 * ld + p] + v[5] * w[5 * ld + p]) +
+               (v[6] * w[6 * ld + p] + v[7] * w[7 * ld + p]));
+  }
+  for (; q < k; ++q) {
+    const T v = x[q * xs];
+    const T* w = wt + q * ld;
+    for (int64_t p = 0; p < o; ++p) y[p] += v * w[p];
+  }
+}
+
 // B rows of n values starting every `stride` values, as a tensor over the same memory.
 template <typename T>
 at::Tensor rows_view(const T* data, int64_t batch, int64_t n, int64_t stride) {
@@ -168,6 +192,14 @@ struct Affine {
   void product(const T* xt, int64_t batch, T* y, int64_t ys, bool add, const Cols& cols) const {
     const int64_t k = cols.k, o = cols.o1 - cols.o0;
     if (o <= 0) return;
+    if (batch < 8) {  // one image at a time (see gemv_acc)
+      for (int64_t b = 0; b < batch; ++b) {
+        T* yb = y + b * ys + cols.o0;
+        if (!add) std::memcpy(yb, bias.data_ptr<T>() + cols.o0, sizeof(T) * o);
+        gemv_acc(xt + b, batch, k, wt.data_ptr<T>() + cols.o0, out(), o, yb);
+      }
+      return;
+    }
     const T* panel = packed(cols.o0, cols.o1).data_ptr<T>();
     const T* b0 = add ? nullptr : bias.data_ptr<T>() + cols.o0;
     for (int64_t c = 0; c < o; c += kPanel, panel += in() * kPanel) {
@@ -291,23 +323,31 @@ struct Wiring {
 class Body {
  public:
   Body(int64_t layers, int64_t batch, int64_t feat, const at::TensorOptions& options)
-      : streams_(at::zeros({layers + 1, batch, feat}, options)) {}
+      : streams_(at::zeros({layers + 1, batch, feat}, options)), input_(streams_[0]),
+        last_(streams_[layers]) {}
   virtual ~Body() = default;
 
   // The body's input at the current pixel, where the caller writes the groups it runs.
-  at::Tensor input() const { return streams_[0]; }
+  const at::Tensor& input() const { return input_; }
 
   // The groups of `s` at column j; returns the output (B, F), whose maps of `s` are new.
   virtual at::Tensor run(int64_t j, const Span& s) const = 0;
 
   // Every map at column j from f (B, F), as the Python stepper's body_step.
   at::Tensor step(const at::Tensor& f, int64_t j) const {
-    input().copy_(f);
+    input_.copy_(f);
     return run(j, kWhole).clone();
   }
 
  protected:
-  at::Tensor streams_;
+  // Layer l's input stream, (B, F). By pointer: indexing the tensor is an ATen call, and
+  // some thousands of them per row were a third of a step at 4 images of 28 x 28.
+  template <typename T>
+  T* stream(int64_t l) const {
+    return streams_.data_ptr<T>() + l * streams_.size(1) * streams_.size(2);
+  }
+
+  at::Tensor streams_, input_, last_;
 };
 
 // PixelCNN (sampling/pixelcnn.py): per block, relu -> 1x1 reduce -> relu into the window,
@@ -330,7 +370,7 @@ class PixelCNNBody : public Body {
   at::Tensor run(int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "pixelcnn_step",
                                [&] { run_as<scalar_t>(j, s); });
-    return streams_[-1];
+    return last_;
   }
 
  private:
@@ -342,9 +382,9 @@ class PixelCNNBody : public Body {
     for (size_t l = 0; l < conv_.size(); ++l) {
       const Affine &red = reduce_[l], &exp = expand_[l];
       const Window& conv = conv_[l];
-      const T* f = streams_[l].data_ptr<T>();
-      T* next = streams_[l + 1].data_ptr<T>();
-      T* a = acts_[l].data_ptr<T>();  // (B, hc): the earlier groups are the pixel's
+      const T* f = stream<T>(l);
+      T* next = stream<T>(l + 1);
+      T* a = acts_.data_ptr<T>() + l * batch * conv.map.out();  // (B, hc): see acts_
       const int64_t hr = red.out(), hc = conv.map.out();
       r.resize(batch * hr);
       red.apply(f, feat, batch, r.data(), hr, true, false, tmp, red.groups(s));
@@ -386,7 +426,7 @@ class RowLSTMBody : public Body {
   at::Tensor run(int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "row_lstm_step",
                                [&] { run_as<scalar_t>(j, s); });
-    return wiring_.skips.empty() ? streams_[-1] : out_;
+    return wiring_.skips.empty() ? last_ : out_;
   }
 
  private:
@@ -399,7 +439,7 @@ class RowLSTMBody : public Body {
     for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
       std::fill(out + b * feat + s.lo(feat), out + b * feat + s.hi(feat), T(0));
     for (size_t l = 0; l < in_.size(); ++l) {
-      const T* x = streams_[l].data_ptr<T>();
+      const T* x = stream<T>(l);
       const Window& w = in_[l];
       w.put(j, x, feat, s.lo(feat), s.hi(feat));
       w.apply(j, gates.data(), tmp, u0, u1, s.hi(feat), 4, hid);
@@ -413,7 +453,7 @@ class RowLSTMBody : public Body {
       lstm_cells(gates.data(), batch, hid, u0, u1, c_prev_[l].data_ptr<T>() + at,
                  h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at, width * hid, tmp2);
       const T* y = h_[l].data_ptr<T>() + at;
-      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, streams_[l + 1].data_ptr<T>(),
+      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, stream<T>(l + 1),
                     out, batch, s, tmp, tmp2);
     }
   }
@@ -452,7 +492,7 @@ class DiagonalBody : public Body {
   at::Tensor run(int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "diagonal_step",
                                [&] { run_as<scalar_t>(j, s); });
-    return wiring_.skips.empty() ? streams_[-1] : out_;
+    return wiring_.skips.empty() ? last_ : out_;
   }
 
  private:
@@ -466,7 +506,7 @@ class DiagonalBody : public Body {
     for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
       std::fill(out + b * feat + f0, out + b * feat + f1, T(0));
     for (int64_t l = 0; l < n; ++l) {
-      const T* x = streams_[l].data_ptr<T>();
+      const T* x = stream<T>(l);
       const int64_t layer = l * batch;  // the first (layer, image) row of layer l
       T* inputs = inputs_.data_ptr<T>() + (layer * width + j) * feat;
       for (int64_t b = 0; b < batch; ++b)
@@ -488,7 +528,7 @@ class DiagonalBody : public Body {
         const T* hb = h + b * hs + (j + 1) * hid;
         for (int64_t p = 0; p < u1; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
       }
-      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, streams_[l + 1].data_ptr<T>(),
+      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, stream<T>(l + 1),
                     out, batch, s, tmp, tmp2);
     }
   }
