@@ -162,7 +162,6 @@ struct Affine {
 
   int64_t in() const { return wt.size(0); }
   int64_t out() const { return wt.size(1); }
-  Cols all() const { return {0, out(), in()}; }
   // A mask-B map's part for the groups of `s`: their outputs, from the inputs up to them.
   Cols groups(const Span& s) const { return {s.lo(out()), s.hi(out()), s.hi(in())}; }
 
