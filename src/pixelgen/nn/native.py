@@ -52,10 +52,10 @@ except ImportError:  # not on Windows: torch's lock alone serializes the builds 
 SOURCES = tuple(
     Path(__file__).resolve().parent / "csrc" / name for name in ("recurrences.cpp", "steppers.cpp")
 )
-# On x86-64 the library is built for the processor it runs on (AVX2 and FMA where there):
-# the small products of a sampling step and the scans' loops vectorize that far, about
-# twice as fast at the MNIST sizes as the baseline SSE2 build. The key then covers the
-# processor too (_processor), so a cache shared by different machines builds per machine.
+# On x86-64 the library is built for the processor it runs on (AVX2 and FMA where there),
+# so that the sampling steps' register tiles and the scans' loops use its vector width
+# (README, Speed: the figures). The key then covers the processor too (_processor), so a
+# cache shared by different machines builds per machine.
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 CFLAGS = ("-O3", "-march=native") if _X86 else ("-O3",)
 _DTYPES = (torch.float32, torch.float64)

@@ -249,8 +249,6 @@ struct Window {
   at::Tensor buf;
   int64_t kw, pad;
 
-  int64_t in() const { return buf.size(3); }
-
   // Inputs [i0, i1) of every image at column j of the current row: (B, I), every xs values.
   template <typename T>
   void put(int64_t j, const T* x, int64_t xs, int64_t i0, int64_t i1) const {
@@ -295,20 +293,33 @@ struct Wiring {
   std::vector<Affine> res, skips;
   bool residual;
 
+  // The skip sum's maps of `s` start again at each pixel: out (B, F).
+  template <typename T>
+  void start(T* out, int64_t batch, int64_t feat, const Span& s) const {
+    for (int64_t b = 0; b < batch; ++b)
+      std::fill(out + b * feat + s.lo(feat), out + b * feat + s.hi(feat), T(0));
+  }
+
+  // x, x_next and out are (B, F); y is (B, h), every ys values.
   template <typename T>
   void after(int64_t l, const T* y, int64_t ys, const T* x, T* x_next, T* out, int64_t batch,
-             const Span& s, std::vector<T>& tmp, std::vector<T>& tmp2) const {
-    const int64_t feat = res.empty() ? skips[0].out() : res[0].out();
+             int64_t feat, const Span& s, std::vector<T>& tmp, std::vector<T>& tmp2) const {
     const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
+    const bool mapped = l < static_cast<int64_t>(res.size());
+    // Both maps read y's groups up to s's: transposed once (tmp2) for the two products.
+    const T* yt = nullptr;
+    if (mapped || !skips.empty()) {
+      const int64_t hid = (mapped ? res[l] : skips[l]).in();
+      Affine::transpose(y, ys, batch, s.hi(hid), false, tmp2);
+      yt = tmp2.data();
+    }
     tmp.resize(batch * feat);
     if (!skips.empty()) {
-      const Affine& m = skips[l];
-      m.apply(y, ys, batch, tmp.data(), feat, false, false, tmp2, m.groups(s));
+      skips[l].product(yt, batch, tmp.data(), feat, false, skips[l].groups(s));
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t p = b * feat + f0; p < b * feat + f1; ++p) out[p] += tmp[p];
     }
-    const bool mapped = l < static_cast<int64_t>(res.size());
-    if (mapped) res[l].apply(y, ys, batch, tmp.data(), feat, false, false, tmp2, res[l].groups(s));
+    if (mapped) res[l].product(yt, batch, tmp.data(), feat, false, res[l].groups(s));
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t p = b * feat + f0; p < b * feat + f1; ++p)
         x_next[p] = !mapped ? x[p] : residual ? x[p] + tmp[p] : tmp[p];
@@ -435,8 +446,7 @@ class RowLSTMBody : public Body {
     const int64_t hid = h_[0].size(2), u0 = s.lo(hid), u1 = s.hi(hid);
     std::vector<T> gates(batch * 4 * hid), tmp, tmp2;
     T* out = out_.data_ptr<T>();
-    for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
-      std::fill(out + b * feat + s.lo(feat), out + b * feat + s.hi(feat), T(0));
+    wiring_.start(out, batch, feat, s);
     for (size_t l = 0; l < in_.size(); ++l) {
       const T* x = stream<T>(l);
       const Window& w = in_[l];
@@ -452,8 +462,8 @@ class RowLSTMBody : public Body {
       lstm_cells(gates.data(), batch, hid, u0, u1, c_prev_[l].data_ptr<T>() + at,
                  h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at, width * hid, tmp2);
       const T* y = h_[l].data_ptr<T>() + at;
-      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, stream<T>(l + 1),
-                    out, batch, s, tmp, tmp2);
+      wiring_.after(static_cast<int64_t>(l), y, width * hid, x, stream<T>(l + 1), out, batch,
+                    feat, s, tmp, tmp2);
     }
   }
 
@@ -502,8 +512,7 @@ class DiagonalBody : public Body {
     const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
     std::vector<T> gates(batch * 4 * hid), y(batch * hid), tmp, tmp2;
     T* out = out_.data_ptr<T>();
-    for (int64_t b = 0; b < batch; ++b)  // the skip sum's maps of s start again
-      std::fill(out + b * feat + f0, out + b * feat + f1, T(0));
+    wiring_.start(out, batch, feat, s);
     for (int64_t l = 0; l < n; ++l) {
       const T* x = stream<T>(l);
       const int64_t layer = l * batch;  // the first (layer, image) row of layer l
@@ -527,8 +536,8 @@ class DiagonalBody : public Body {
         const T* hb = h + b * hs + (j + 1) * hid;
         for (int64_t p = 0; p < u1; ++p) y[b * hid + p] = hb[p] + right[b * width * hid + p];
       }
-      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, stream<T>(l + 1),
-                    out, batch, s, tmp, tmp2);
+      wiring_.after(l, static_cast<const T*>(y.data()), hid, x, stream<T>(l + 1), out, batch,
+                    feat, s, tmp, tmp2);
     }
   }
 
