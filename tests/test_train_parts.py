@@ -3,6 +3,7 @@ metrics file, save and validate."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -105,6 +106,25 @@ def test_resume_says_where_it_continues_from(tmp_path):
     s = session(tmp_path, "train.max_steps=4", resume=True, log=lines.append)
     assert s.step == 2 and s.saved == 2
     assert any("resuming from" in ln and "step 2 of 4" in ln and "8 images" in ln for ln in lines)
+
+
+def test_adam_runs_fused_and_a_resumed_run_gets_it_back(tmp_path, monkeypatch):
+    setup_module = importlib.import_module("pixelgen.train.setup")  # the function shadows it
+    # The first part runs torch's default loop, whose choice (fused=None) the checkpoint keeps.
+    monkeypatch.setattr(setup_module, "implementation", lambda recipe, params: {})
+    adam = [*TINY, "train.optimizer=adam", "train.max_steps=2"]
+    train(load_recipe("quick_pixelcnn", adam), run_dir=tmp_path / "run",
+          show_progress=False, log=lambda *a: None)  # fmt: skip
+    monkeypatch.undo()
+    recipe = load_recipe("quick_pixelcnn", [*adam[:-1], "train.max_steps=4"])
+    s = setup(recipe, run_dir=tmp_path / "run", resume=True, log=lambda *a: None)
+    assert s.step == 2 and all(g["fused"] and not g["foreach"] for g in s.opt.param_groups)
+    assert s.opt.state  # the saved moments came back with it
+    rms = session(tmp_path / "rms", "train.optimizer=rmsprop", "train.max_steps=2")
+    assert all(g["foreach"] for g in rms.opt.param_groups)  # RMSProp has no fused kernel
+    fp16 = load_recipe("quick_pixelcnn", [*TINY, "train.optimizer=adam", "train.precision=fp16"])
+    params = list(s.model.parameters())
+    assert setup_module.implementation(fp16, params) == {"fused": False, "foreach": True}
 
 
 def test_one_writer_per_run_directory(tmp_path):

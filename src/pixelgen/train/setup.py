@@ -175,10 +175,27 @@ def lr_lambda(recipe: Recipe, total_steps: int):
 
 
 def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params``, in torch's fastest implementation of it
+    for them (:func:`implementation`)."""
     t = recipe.train
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.RMSprop(params, lr=t.lr, weight_decay=t.weight_decay)
+    params = list(params)
+    kind = torch.optim.Adam if t.optimizer == "adam" else torch.optim.RMSprop
+    return kind(params, lr=t.lr, weight_decay=t.weight_decay, **implementation(recipe, params))
+
+
+def implementation(recipe: Recipe, params: list[torch.Tensor]) -> dict[str, bool]:
+    """Adam's fused kernel (one call updates every parameter) where torch has it: floating
+    parameters on the CPU or CUDA, no fp16 loss scaling; otherwise, and for RMSProp,
+    which has no fused kernel, the multi-tensor (``foreach``) loop. The default loop runs
+    ~8 operations per parameter in Python: at the MNIST paper sizes (74-96 parameters)
+    4-7 ms of a 110-140 ms step, against 0.5 ms fused (README, *Speed*). The update rule
+    is the same; the last bits of the result may differ. A resumed run gets it again
+    (``_restore``): ``load_state_dict`` would bring back the saved run's choice."""
+    if recipe.train.optimizer != "adam":
+        return {"foreach": True}
+    fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    fused = fusable and recipe.train.precision != "fp16"
+    return {"fused": fused, "foreach": not fused}
 
 
 def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list):
@@ -262,6 +279,8 @@ def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
     s.model.load_state_dict(ckpt.weights)
     st = ckpt.state
     s.opt.load_state_dict(st["optimizer"])
+    for group in s.opt.param_groups:  # this process's implementation, not the saved one's
+        group.update(implementation(s.recipe, group["params"]))
     s.sched.load_state_dict(st["scheduler"])
     s.scaler.load_state_dict(st["scaler"])
     ck.set_rng_state(st["rng"])
