@@ -75,7 +75,11 @@ GOAL_SPEEDUP, GOAL_FRACTION, GOAL_EVAL_S = 3.0, 0.25, 60.0
 # images in at most this many forward passes of the same 16 (per size and model).
 GOAL_MNIST_FRACTION = 0.45
 GOAL_SAMPLING = {("cifar10", None): 2.0, ("mnist", "pixelcnn"): 8.0, ("mnist", None): 4.0}
-GOAL_PEER_SAMPLING = 10.0  # pixelgen fast sampling over pytorch-generative's, 4 images
+# pixelgen over pytorch-generative: (the key of bench_peer_*.py's file, the goal, its name)
+PEER_GOALS = {
+    "training": ("pixelgen_over_peer", 1.3, "training"),
+    "sampling": ("native_over_peer", 10.0, "fast sampling"),
+}
 ROUNDS = 2  # rounds of the quick_* and mnist_* configurations (see train_section)
 RECURRENT = ("row_lstm", "diagonal_bilstm")
 
@@ -393,21 +397,23 @@ def _goals(rows: list[dict], evals: list[dict], quick: bool) -> list[dict]:
     return goals
 
 
-def peer_sampling_goal(path: Path) -> dict:
-    """The peer sampling goal, from ``bench_peer_sampling.py``'s file where it was run (it
-    needs a checkout of the peer, so ``make bench`` does not run it)."""
-    goal = "pixelcnn 1x28x28 fast sampling >= 10x pytorch-generative's"
+def peer_goal(path: Path, what: str) -> dict:
+    """A goal against pytorch-generative (``what``: "training" or "sampling"), from the file
+    its ``bench_peer_*.py`` wrote where it was run (they need a checkout of the peer, so
+    ``make bench`` does not run them)."""
+    key, bound, kind = PEER_GOALS[what]
+    goal = f"pixelcnn 1x28x28 {kind} >= {bound:g}x pytorch-generative's"
     if not path.is_file():
-        return {"goal": goal, "value": "not measured (bench_peer_sampling.py)", "met": None}
-    ratio = json.loads(path.read_text())["native_over_peer"]
-    value = f"{ratio:.0f}x (from {path.name}, not this run)"
-    return {"goal": goal, "value": value, "met": ratio >= GOAL_PEER_SAMPLING}
+        return {"goal": goal, "value": f"not measured (bench_peer_{what}.py)", "met": None}
+    ratio = json.loads(path.read_text())[key]
+    value = f"{ratio:.{2 if ratio < 10 else 0}f}x (from {path.name}, not this run)"
+    return {"goal": goal, "value": value, "met": ratio >= bound}
 
 
-def speed_goals(results: dict, peer: Path = HERE / "results_peer_sampling.json") -> list[dict]:
-    """The MNIST-size speed goals, from this run's training and sampling rows (and the peer
-    sampling file ``peer``): each with the measured value and ``met`` (None where it was
-    not measured)."""
+def speed_goals(results: dict, peers: Path = HERE) -> list[dict]:
+    """The MNIST-size speed goals, from this run's training and sampling rows (and the
+    peer comparisons' files in ``peers``): each with the measured value and ``met`` (None
+    where it was not measured)."""
     rows = results.get("train", {}).get("rows", [])
     goals = []
     for model in ("row_lstm", "diagonal_bilstm", "pixelcnn"):
@@ -433,14 +439,8 @@ def speed_goals(results: dict, peer: Path = HERE / "results_peer_sampling.json")
                 "met": ev >= train,
             }
         )
-    goals.append(
-        {
-            "goal": "pixelcnn 1x28x28 training >= 1.3x pytorch-generative's",
-            "value": "not measured by make bench",
-            "met": None,
-        }
-    )
-    goals.append(peer_sampling_goal(peer))
+    for what in PEER_GOALS:
+        goals.append(peer_goal(peers / f"results_peer_{what}.json", what))
     sampled = {r["recipe"]: r for r in (results.get("sampling") or {}).get("rows", [])}
     for size in ("mnist", "cifar10"):
         for model in ("pixelcnn", *RECURRENT):

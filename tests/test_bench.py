@@ -128,7 +128,7 @@ def test_native_gain_and_the_speed_goals(tmp_path):
         ]
     }
     measured = {"train": {"rows": rows}, "sampling": sampling}
-    goals = {g["goal"]: g for g in bench.speed_goals(measured, peer=tmp_path / "none.json")}
+    goals = {g["goal"]: g for g in bench.speed_goals(measured, peers=tmp_path / "none")}
     assert goals["mnist_rowlstm training >= 45% of matmul"]["met"] is True
     assert goals["mnist_rowlstm training >= 45% of matmul"]["value"] == "56%"
     assert goals["mnist_diagonal_bilstm training >= 45% of matmul"]["met"] is False  # 25%
@@ -145,17 +145,22 @@ def test_native_gain_and_the_speed_goals(tmp_path):
     assert not any(g.startswith("quick_") for g in goals)  # no goal at the quick sizes
     peers = [g for g in goals.values() if "pytorch-generative" in g["goal"]]
     assert len(peers) == 2 and all(g["met"] is None for g in peers)
-    peer_file = tmp_path / "peer.json"
-    for ratio, met in ((12.0, True), (9.0, False)):
-        peer_file.write_text(json.dumps({"native_over_peer": ratio}))
-        peer = bench.speed_goals(measured, peer=peer_file)
-        assert [g["met"] for g in peer if "sampling >= 10x pytorch" in g["goal"]] == [met]
-    empty = bench.speed_goals({}, peer=tmp_path / "none.json")  # nothing measured, none met
+    for name, key, ratio, met, shown in (
+        ("sampling", "native_over_peer", 12.0, True, "12x"),
+        ("sampling", "native_over_peer", 9.0, False, "9.00x"),
+        ("training", "pixelgen_over_peer", 1.31, True, "1.31x"),
+        ("training", "pixelgen_over_peer", 1.16, False, "1.16x"),
+    ):
+        (tmp_path / f"results_peer_{name}.json").write_text(json.dumps({key: ratio}))
+        peer = bench.speed_goals(measured, peers=tmp_path)
+        found = [g for g in peer if f"{name} >= " in g["goal"] and "pytorch" in g["goal"]]
+        assert [g["met"] for g in found] == [met] and found[0]["value"].startswith(shown)
+    empty = bench.speed_goals({}, peers=tmp_path / "none")  # nothing measured, none met
     assert all(g["met"] is None for g in empty) and len(empty) == 13
     text = readme_tables.speed_goals({"speed_goals": list(goals.values())})
     assert "| mnist_rowlstm training >= 45% of matmul | 56% | yes |" in text
     assert "| mnist_pixelcnn sampling 16 images <= 8x one forward pass | 8.5x | **no** |" in text
-    assert "not measured by make bench | not measured |" in text
+    assert "| not measured (bench_peer_training.py) | not measured |" in text
 
 
 def test_native_report_gives_rates_and_ratios():
