@@ -171,8 +171,27 @@ def train_section(
     layer, memory and MNIST-evaluation parts run only where their sizes are picked."""
     peak_before = matmul_flops(threads)
     log(f"dense matmul: {peak_before / 1e9:.0f} GFLOP/s ({threads} threads)")
-    rows = []
     sizes = ("quick",) if quick else sizes
+    rows = _rate_rows(sizes, quick, threads, log, budget)
+    layers = _layer_rows(sizes, threads, log, budget)
+    memory = _memory_runs(rows, threads, log, budget) if "cifar10" in sizes else []
+    evals = _eval_rows(quick, threads, log, budget) if "quick" in sizes else []
+    peak_after = matmul_flops(threads)
+    peak = max(peak_before, peak_after)  # the machine's rate: a busy moment only lowers it
+    _derive(rows, peak)
+    return {
+        "matmul_flops": {"before": peak_before, "after": peak_after, "used": peak},
+        "rows": rows,
+        "layers": layers,
+        "memory": _memory_rows(memory),
+        "mnist_eval": evals,
+        "goals": _goals(rows, evals, quick or "cifar10" not in sizes),
+    }
+
+
+def _rate_rows(sizes, quick: bool, threads: int, log, budget: Budget) -> list[dict]:
+    """Training and evaluation rates of every recipe of ``sizes``, each implementation."""
+    rows = []
     for size in sizes:
         for model, short in MODELS.items():
             recipe = f"{size}_{short}"
@@ -195,6 +214,11 @@ def train_section(
                 row["model"], row["size"] = model, size
                 rows.append(row)
                 log(_progress_line(row))
+    return rows
+
+
+def _layer_rows(sizes, threads: int, log, budget: Budget) -> list[dict]:
+    """Each recurrent model's first layer alone, at the MNIST and CIFAR-10 sizes picked."""
     layers = []
     for size in ("mnist", "cifar10"):
         for model, short in MODELS.items():
@@ -214,10 +238,14 @@ def train_section(
                     f"{row['py_train_ms']:.0f} ms, reference {row['ref_train_ms']:.0f} ms "
                     "forward + backward"
                 )
+    return layers
+
+
+def _memory_runs(rows: list[dict], threads: int, log, budget: Budget) -> list[dict]:
+    """Peak training memory of the CIFAR-10 models at 16x16 (measured here) and 32x32
+    (the rate rows' own measurement)."""
     memory = []
     for model, short in MODELS.items():
-        if "cifar10" not in sizes:
-            break
         for side in (16, 32):
             spec = {
                 "recipe": f"cifar10_{short}",
@@ -233,10 +261,13 @@ def train_section(
                 row = budget.run(measure_in_subprocess, spec, 300)
             memory.append({**row, "model": model})
         log(f"memory {model}: done")
+    return memory
+
+
+def _eval_rows(quick: bool, threads: int, log, budget: Budget) -> list[dict]:
+    """The binarized MNIST test set through each quick_* model, both implementations."""
     evals = []
     for model, short in MODELS.items():
-        if "quick" not in sizes:
-            break
         for impl in ("fast", "reference"):
             # The reference is timed on 1,000 images and scaled to the test set.
             n = 1000 if quick or impl == "reference" else None
@@ -247,17 +278,7 @@ def train_section(
             seconds = row.get("seconds_for_test_set")
             told = row.get("error", "no time") if seconds is None else f"{seconds:.1f} s"
             log(f"mnist test set, {model} {impl}: {told}")
-    peak_after = matmul_flops(threads)
-    peak = max(peak_before, peak_after)  # the machine's rate: a busy moment only lowers it
-    _derive(rows, peak)
-    return {
-        "matmul_flops": {"before": peak_before, "after": peak_after, "used": peak},
-        "rows": rows,
-        "layers": layers,
-        "memory": _memory_rows(memory),
-        "mnist_eval": evals,
-        "goals": _goals(rows, evals, quick or "cifar10" not in sizes),
-    }
+    return evals
 
 
 def _best(tries: list[dict]) -> dict:
@@ -481,6 +502,17 @@ def _mb(n: float) -> str:
 
 
 def train_tables(result: dict):
+    """The rich tables of the training section: rates, layers, memory, evaluation, goals."""
+    tables = [_rates_table(result)]
+    if result.get("layers"):
+        tables.append(_layers_table(result["layers"]))
+    if result["memory"]:
+        tables.append(_memory_table(result["memory"]))
+    tables += [_eval_table(result["mnist_eval"]), _goals_table(result["goals"])]
+    return tables
+
+
+def _rates_table(result: dict):
     from rich.table import Table
 
     peak = result["matmul_flops"]["used"]
@@ -533,74 +565,87 @@ def train_tables(result: dict):
             gain,
             _others(r),
         )
-    tables = [t]
-    if result.get("layers"):
-        lt = Table(title="One recurrent layer alone (2h maps in, h out, batch 16): ms per call")
-        for c in (
-            "recipe",
-            "layer",
-            "image",
-            "h",
-            "train fast",
-            "train Python scans",
-            "train reference",
-            "speed-up",
-            "eval fast",
-            "eval Python scans",
-            "eval reference",
-            "speed-up ",
-        ):
-            lt.add_column(c, justify="left" if c in ("recipe", "layer", "image") else "right")
-        for r in result["layers"]:
-            if "error" in r:
-                lt.add_row(r["recipe"], r["error"][:60])
-                continue
-            lt.add_row(
-                r["recipe"],
-                r["layer"],
-                r["image"],
-                str(r["hidden"]),
-                f"{r['fast_train_ms']:.1f}",
-                f"{r['py_train_ms']:.1f}",
-                f"{r['ref_train_ms']:.1f}",
-                f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
-                f"{r['fast_eval_ms']:.1f}",
-                f"{r['py_eval_ms']:.1f}",
-                f"{r['ref_eval_ms']:.1f}",
-                f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x",
-            )
-        tables.append(lt)
-    if result["memory"]:
-        m = Table(
-            title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
-            "at two image sizes; bytes/pixel = growth / (16 images x added pixels))"
+    return t
+
+
+def _layers_table(rows: list[dict]):
+    from rich.table import Table
+
+    lt = Table(title="One recurrent layer alone (2h maps in, h out, batch 16): ms per call")
+    for c in (
+        "recipe",
+        "layer",
+        "image",
+        "h",
+        "train fast",
+        "train Python scans",
+        "train reference",
+        "speed-up",
+        "eval fast",
+        "eval Python scans",
+        "eval reference",
+        "speed-up ",
+    ):
+        lt.add_column(c, justify="left" if c in ("recipe", "layer", "image") else "right")
+    for r in rows:
+        if "error" in r:
+            lt.add_row(r["recipe"], r["error"][:60])
+            continue
+        lt.add_row(
+            r["recipe"],
+            r["layer"],
+            r["image"],
+            str(r["hidden"]),
+            f"{r['fast_train_ms']:.1f}",
+            f"{r['py_train_ms']:.1f}",
+            f"{r['ref_train_ms']:.1f}",
+            f"{r['ref_train_ms'] / r['fast_train_ms']:.2f}x",
+            f"{r['fast_eval_ms']:.1f}",
+            f"{r['py_eval_ms']:.1f}",
+            f"{r['ref_eval_ms']:.1f}",
+            f"{r['ref_eval_ms'] / r['fast_eval_ms']:.2f}x",
         )
-        for c in (
-            "model",
-            "recipe",
-            "peak MB (small / large)",
-            "x memory for x pixels",
-            "fixed MB",
-            "bytes/pixel",
-            "bytes/pixel/layer",
-        ):
-            m.add_column(c, justify="left" if c in ("model", "recipe") else "right")
-        for r in result["memory"]:
-            sizes = " / ".join(f"{_mb(v)} ({k})" for k, v in r["peak_bytes"].items())
-            m.add_row(
-                r["model"],
-                r["recipe"],
-                sizes,
-                f"{r['growth']:.2f}x for {r['pixel_ratio']:.0f}x",
-                _mb(r["fixed_bytes"]),
-                f"{r['bytes_per_pixel']:,.0f}",
-                f"{r['bytes_per_pixel_per_layer']:,.0f}",
-            )
-        tables.append(m)
+    return lt
+
+
+def _memory_table(rows: list[dict]):
+    from rich.table import Table
+
+    m = Table(
+        title="Training memory per pixel and image (fast layers, batch 16, peak RSS "
+        "at two image sizes; bytes/pixel = growth / (16 images x added pixels))"
+    )
+    for c in (
+        "model",
+        "recipe",
+        "peak MB (small / large)",
+        "x memory for x pixels",
+        "fixed MB",
+        "bytes/pixel",
+        "bytes/pixel/layer",
+    ):
+        m.add_column(c, justify="left" if c in ("model", "recipe") else "right")
+    for r in rows:
+        sizes = " / ".join(f"{_mb(v)} ({k})" for k, v in r["peak_bytes"].items())
+        m.add_row(
+            r["model"],
+            r["recipe"],
+            sizes,
+            f"{r['growth']:.2f}x for {r['pixel_ratio']:.0f}x",
+            _mb(r["fixed_bytes"]),
+            f"{r['bytes_per_pixel']:,.0f}",
+            f"{r['bytes_per_pixel_per_layer']:,.0f}",
+        )
+    return m
+
+
+def _eval_table(rows: list[dict]):
+    from rich.table import Table
+
     e = Table(title="Evaluating the binarized MNIST test set with the quick_* models")
     for c in ("recipe", "impl", "images timed", "batch", "seconds", "seconds for 10,000", "others"):
         e.add_column(c, justify="left" if c in ("recipe", "impl") else "right")
-    for r in result["mnist_eval"]:
+    for r in rows:
         if "error" in r:
             e.add_row(r["recipe"], r["impl"], r["error"][:60])
             continue
@@ -613,14 +658,18 @@ def train_tables(result: dict):
             f"{r['seconds_for_test_set']:.1f}",
             _others(r),
         )
-    tables.append(e)
+    return e
+
+
+def _goals_table(goals: list[dict]):
+    from rich.table import Table
+
     g = Table(title="Goals")
     for c in ("goal", "value", "met"):
         g.add_column(c)
-    for r in result["goals"]:
+    for r in goals:
         g.add_row(r["goal"], r["value"], _met(r["met"]))
-    tables.append(g)
-    return tables
+    return g
 
 
 def speed_goals_table(goals: list[dict]):
@@ -652,9 +701,7 @@ def optional_section(name: str, quick: bool, log) -> dict | None:
     }
 
 
-def main() -> None:
-    from rich.console import Console
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--only", choices=("train", "sampling", "distributed"))
@@ -673,6 +720,13 @@ def main() -> None:
         help="minutes for the whole run (default 28); the training section "
         "stops starting configurations when its share is spent",
     )
+    return parser
+
+
+def main() -> None:
+    from rich.console import Console
+
+    parser = _parser()
     args = parser.parse_args()
     console = Console()
     if not console.is_terminal:
@@ -713,17 +767,8 @@ def main() -> None:
         for table in train_tables(results["train"]):
             console.print(table)
     for name, key in OPTIONAL:
-        if args.only not in (None, key):
-            continue
-        section = optional_section(name, args.quick, log)
-        if section is None:
-            continue
-        make_table = section.pop("table", None)
-        if "error" in section:
-            log(f"{key}: ERROR {section['error']}")
-        elif make_table is not None:
-            console.print(make_table(section["rows"]))
-        results[key] = section
+        if args.only in (None, key):
+            _run_optional(name, key, args.quick, results, console, log)
     results["speed_goals"] = speed_goals(results)
     console.print(speed_goals_table(results["speed_goals"]))
     results["wall_s"] = time.perf_counter() - start
@@ -733,6 +778,19 @@ def main() -> None:
         f"wrote {args.out} ({results['wall_s'] / 60:.1f} min); the machine is shared, so "
         "absolute numbers are noisy: compare ratios measured in one run"
     )
+
+
+def _run_optional(name: str, key: str, quick: bool, results: dict, console, log) -> None:
+    """One optional section (``OPTIONAL``): its table printed, its rows into ``results``."""
+    section = optional_section(name, quick, log)
+    if section is None:
+        return
+    make_table = section.pop("table", None)
+    if "error" in section:
+        log(f"{key}: ERROR {section['error']}")
+    elif make_table is not None:
+        console.print(make_table(section["rows"]))
+    results[key] = section
 
 
 if __name__ == "__main__":

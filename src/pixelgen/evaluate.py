@@ -87,21 +87,12 @@ def evaluate(
     lo, hi = dist.rank * n // dist.world_size, (dist.rank + 1) * n // dist.world_size
     sums = torch.zeros(3, dtype=torch.float64)  # count, sum nll, sum nll^2
     part_masks, part_sums = None, None
-    checked = False
     per_image, position_sum = [], 0.0
     # A labelled set's classes go only to a model that reads them.
     conditional = getattr(model, "condition", None) is not None
     for start in range(lo, hi, batch_size):
         idx = range(start, min(start + batch_size, hi))
-        x, labels = _batch(dataset, idx)
-        labels = labels if conditional else None
-        x = x.to(device=device, dtype=torch.long)
-        logits = model(x) if labels is None else model(x, labels.to(device))  # (B, L, C, H, W)
-        logp = F.log_softmax(logits.double(), dim=1)
-        if not checked:
-            _check_distribution(logits)
-            checked = True
-        values = -logp.gather(1, x.unsqueeze(1)).squeeze(1)  # (B, C, H, W)
+        x, values = _values(model, dataset, idx, device, conditional, check=start == lo)
         nll = values.flatten(1).sum(1).cpu()  # (B,)
         if not torch.isfinite(nll).all():
             raise DataError(f"the model gives a non-finite NLL (first batch at image {start})")
@@ -135,6 +126,21 @@ def evaluate(
         per_position=position_sum / count if details else None,
         parts=_parts(part_masks, part_sums, count, model.channels),
     )
+
+
+def _values(
+    model, dataset, idx: range, device, conditional: bool, *, check: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images (B, C, H, W), the NLL of each of their values (B, C, H, W))`` in nats;
+    ``check``: first make sure the model's outputs are a distribution."""
+    x, labels = _batch(dataset, idx)
+    labels = labels if conditional else None
+    x = x.to(device=device, dtype=torch.long)
+    logits = model(x) if labels is None else model(x, labels.to(device))  # (B, L, C, H, W)
+    if check:
+        _check_distribution(logits)
+    logp = F.log_softmax(logits.double(), dim=1)
+    return x, -logp.gather(1, x.unsqueeze(1)).squeeze(1)
 
 
 def _batch(dataset, idx: range) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -109,17 +109,9 @@ def plot_curves(
         _series(draw, pts, colour, dots=name in dotted, dashes=name in dashed)
     _clip(draw, size, (left, top, w - right, h - bottom))
     for y, label in zip(yticks, ylabels, strict=True):
-        _, py = to_px(x0, y)
-        draw.line([left - 4, py, left, py], fill=(120, 120, 120))
-        draw.text(
-            (left - 8 - _text_width(draw, label, font), py - 8), label, fill="black", font=font
-        )
+        _tick(draw, font, to_px(x0, y), label, horizontal=False)
     for x in xticks:
-        px, _ = to_px(x, y0)
-        label = tick_label(x, xstep)
-        draw.line([px, h - bottom, px, h - bottom + 4], fill=(120, 120, 120))
-        width = _text_width(draw, label, font)
-        draw.text((px - width / 2, h - bottom + 6), label, fill="black", font=font)
+        _tick(draw, font, to_px(x, y0), tick_label(x, xstep), horizontal=True)
     draw.text(
         (w // 2 - _text_width(draw, xlabel, font) / 2, h - 20), xlabel, fill="black", font=font
     )
@@ -127,6 +119,19 @@ def plot_curves(
     _legend(draw, font, dict(zip(series, colours, strict=True)), dotted, set(dashed),
             right=w - right - 8, top=top + 8)  # fmt: skip
     save_png(img, path)
+
+
+def _tick(draw, font, at: tuple[float, float], label: str, *, horizontal: bool) -> None:
+    """A tick mark and its label outside the axes, at ``at`` (a point on the axis: below
+    it for the x axis, left of it for the y axis)."""
+    px, py = at
+    width = _text_width(draw, label, font)
+    if horizontal:
+        draw.line([px, py, px, py + 4], fill=(120, 120, 120))
+        draw.text((px - width / 2, py + 6), label, fill="black", font=font)
+    else:
+        draw.line([px - 4, py, px, py], fill=(120, 120, 120))
+        draw.text((px - 8 - width, py - 8), label, fill="black", font=font)
 
 
 def _clip(draw, size: tuple[int, int], box: tuple[float, float, float, float]) -> None:

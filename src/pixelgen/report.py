@@ -46,14 +46,7 @@ def evaluate_checkpoint(
     as None come from the recipe's ``eval`` section. With ``report_dir``,
     :func:`write_report` also writes its pictures there; with ``json_path``, the dict is
     also written there. The outputs are checked before the work and written all or none."""
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
-    if json_path is not None:
-        if Path(json_path).is_dir():
-            raise StorageError(f"{json_path}: is a directory; --json needs a file name")
-        check_writable(Path(json_path).parent)
-    if report_dir is not None:
-        check_writable(report_dir)
+    _check_outputs(split, json_path, report_dir)
     ckpt, note = open_checkpoint(path)
     if note:
         log(note)
@@ -61,25 +54,10 @@ def evaluate_checkpoint(
     split = split or recipe_eval.split
     batch_size = batch_size or recipe_eval.batch_size
     max_images = max_images or recipe_eval.max_images
-    if not ckpt.recipe:
-        raise CheckpointError(
-            f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "
-            "checkpoint it was exported from"
-        )
-    run_dir = ckpt.path.parent.parent
-    record = None
-    if ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").exists():
-        record = run_dir / "eval.json"
-        _read_json_list(record)  # a damaged record fails now, not after the work
+    record = _run_record(ckpt)
     dev = parse_device(device)
     model = ckpt.build_model(dev)
-    d = recipe_from_dict(ckpt.recipe, source=str(ckpt.path)).data
-    opts = d.options()
-    if download:
-        opts["download"] = True
-    data = load_split(d.name, split, root=data_root or d.root, **opts)
-    condition = ckpt.condition()
-    conditioning.label_data(condition, data)  # a conditional model is scored given the class
+    data, condition = _eval_data(ckpt, split, data_root, download)
     n = len(data) if max_images is None else min(max_images, len(data))
     with make_progress(disable=not show_progress) as bar:
         task = bar.add_task(f"eval {split}", total=n)
@@ -92,6 +70,61 @@ def evaluate_checkpoint(
             progress=lambda k: bar.advance(task, k),
             details=report_dir is not None,
         )
+    report = _report_dict(split, res, ckpt, data, condition)
+    with all_or_none([]) as written:
+        if report_dir is not None:
+            report["report"] = write_report(Path(report_dir), report, res, data, written=written)
+        if json_path is not None:
+            _write_json(Path(json_path), report)
+            written.append(Path(json_path))
+        if record is not None:
+            _write_json(record, [*_read_json_list(record), report])
+    return report
+
+
+def _check_outputs(split: str | None, json_path, report_dir) -> None:
+    """Refuse, before any work, a split that does not exist and outputs that cannot be
+    written."""
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    if json_path is not None:
+        if Path(json_path).is_dir():
+            raise StorageError(f"{json_path}: is a directory; --json needs a file name")
+        check_writable(Path(json_path).parent)
+    if report_dir is not None:
+        check_writable(report_dir)
+
+
+def _run_record(ckpt) -> Path | None:
+    """The run's ``eval.json`` when the checkpoint lives in a run directory (else None),
+    read once now so that a damaged record fails before the work, not after it."""
+    if not ckpt.recipe:
+        raise CheckpointError(
+            f"{ckpt.path}: records no recipe, so its data set is unknown; evaluate the training "
+            "checkpoint it was exported from"
+        )
+    run_dir = ckpt.path.parent.parent
+    if ckpt.path.parent.name != "checkpoints" or not (run_dir / "recipe.yaml").exists():
+        return None
+    record = run_dir / "eval.json"
+    _read_json_list(record)
+    return record
+
+
+def _eval_data(ckpt, split: str, data_root: str | None, download: bool):
+    """``(the split of the checkpoint's data set, its condition or None)``; a conditional
+    model is scored given each image's class."""
+    d = recipe_from_dict(ckpt.recipe, source=str(ckpt.path)).data
+    opts = d.options()
+    if download:
+        opts["download"] = True
+    data = load_split(d.name, split, root=data_root or d.root, **opts)
+    condition = ckpt.condition()
+    conditioning.label_data(condition, data)
+    return data, condition
+
+
+def _report_dict(split: str, res, ckpt, data, condition) -> dict:
     report = {
         "split": split,
         "num_images": res.num_images,
@@ -108,14 +141,6 @@ def evaluate_checkpoint(
         report["condition"] = condition.as_dict()
     if res.parts is not None:  # a model of parts (multiscale): each part's share
         report["parts"] = res.parts
-    with all_or_none([]) as written:
-        if report_dir is not None:
-            report["report"] = write_report(Path(report_dir), report, res, data, written=written)
-        if json_path is not None:
-            _write_json(Path(json_path), report)
-            written.append(Path(json_path))
-        if record is not None:
-            _write_json(record, [*_read_json_list(record), report])
     return report
 
 

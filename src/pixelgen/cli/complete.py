@@ -88,13 +88,10 @@ def complete_command(
     _check_inputs(images, split, max_images, start, data_root, download)
     source = open_checkpoint(checkpoint)
     announce(source)
-    if split is None:
-        inputs = {"images": images}
-        run = complete_images
-    else:
-        inputs = {"split": split, "start": start or 0, "count": max_images or 8}
-        inputs |= {"data_root": data_root, "download": download}
-        run = complete_split
+    run, inputs = complete_images, {"images": images}
+    if split is not None:
+        run, inputs = complete_split, {"split": split, "start": start or 0}
+        inputs |= {"count": max_images or 8, "data_root": data_root, "download": download}
     with row_progress("completing") as progress:
         results = run(
             source,
@@ -111,6 +108,11 @@ def complete_command(
             zoom=zoom,
             classes=classes,
         )
+    _show(results, out)
+
+
+def _show(results, out: Path) -> None:
+    """One line per image: its grid and how many completions, under which class."""
     for r in results:
         own = ", its own" if r.own_label else ""
         under = "" if r.label is None else f" (class {r.label}{own})"

@@ -71,6 +71,13 @@ def eval_command(
         json_path=None if json_path is None or str(json_path) == "-" else json_path,
         log=console.print,
     )
+    _show(report, bits_per_dim=bits_per_dim, json_path=json_path, report_dir=report_dir)
+
+
+def _show(
+    report: dict, *, bits_per_dim: bool, json_path: Path | None, report_dir: Path | None
+) -> None:
+    """Print the result: the headline number, then the condition, the parts and the files."""
     nats = f"{report['nll_nats']:.3f} ± {report['nll_nats_stderr']:.3f} nats/image"
     bpd = f"{report['bits_per_dim']:.4f} bits/dim"
     head, tail = (bpd, nats) if bits_per_dim else (nats, bpd)

@@ -120,44 +120,7 @@ def _opener(side: int):
     name = f"imagenet{side}"
 
     def open_split(split: str, root: str | None, opts: dict[str, Any]) -> ImageSet:
-        fmt = opts["format"]
-        png_stem = f"{'train' if split == 'train' else 'valid'}_{side}x{side}"
-        npz_files = (
-            f"Imagenet{side}_train_npz/train_data_batch_1..{NUM_TRAIN_BATCHES}.npz"
-            if split == "train"
-            else f"Imagenet{side}_val_npz/val_data.npz"
-        )
-
-        def probe(d: Path):
-            if fmt in ("auto", "png"):
-                found = _png_form(d, png_stem)
-                if found:
-                    return found
-            if fmt in ("auto", "npz"):
-                return (_npz_train if split == "train" else _npz_valid)(d, side)
-            return None
-
-        wanted = {
-            "png": f"{png_stem}/ or {png_stem}.tar",
-            "npz": npz_files,
-            "auto": f"{png_stem}/ or {png_stem}.tar (the paper's PNGs) or {npz_files}",
-        }[fmt]
-        (form, where), _ = locate.find(
-            name,
-            root,
-            (name, f"imagenet-{side}", f"Imagenet{side}", "imagenet"),
-            probe,
-            looked_for=wanted,
-            how_to_get=f"download the paper's {png_stem}.tar (downsampled ImageNet, "
-            f"image-net.org) or the Imagenet{side} npz batches of Chrabaszcz et al. 2017 "
-            "and put them in one of those places",
-        )
-        note = (
-            "; valid and test both read the published validation set (the paper reports "
-            "validation numbers)"
-            if split != "train"
-            else ""
-        )
+        form, where = _locate(name, side, split, root, opts["format"])
         meta: dict[str, Any] = dict(
             name=name, split=split, channels=3, height=side, width=side, levels=256, options=opts
         )
@@ -165,37 +128,85 @@ def _opener(side: int):
             meta["no_labels"] = (
                 "the paper's PNG form is published without labels; the npz form has them"
             )
-        conform = Conform(channels=3, height=side, width=side, resize=False)
-        if form == "png-folder":
-            files = sorted(where.rglob("*.png"))
-            desc = f"the paper's downsampled ImageNet (PNG folder {where.name}/)"
-            ds: ImageSet = FileImageSet(files, conform, sources=[where], description="", **meta)
-        elif form == "png-tar":
-            entries = index_tar(where)
-            if not entries:
-                raise DataError(f"{where} holds no PNG images; download it again")
-            desc = f"the paper's downsampled ImageNet (PNG archive {where.name})"
-            ds = TarImageSet(where, entries, conform, sources=[where], description="", **meta)
-        else:
-            members = _open_npz(where, side)
-            desc = (
-                f"Chrabaszcz et al. 2017 npz batches ({len(where)} file(s); a different resize "
-                "from the paper's PNGs, numbers not comparable)"
-            )
-            labels = _npz_labels(where)
-            ds = NpzImageSet(
-                members, sources=where, description="", labels=labels,
-                class_names=None if labels is None else [str(k) for k in range(1000)],
-                no_labels="its npz batches carry no 'labels' array", **meta,
-            )  # fmt: skip
-            if labels is not None and len(labels) != len(ds):
-                raise DataError(f"{where[0].parent}: {len(labels)} labels for {len(ds)} images")
+        ds, desc = _image_set(form, where, side, meta)
+        note = (
+            "; valid and test both read the published validation set (the paper reports "
+            "validation numbers)"
+            if split != "train"
+            else ""
+        )
         ds.description = (
             f"{name} {split}: {len(ds)} images 3x{side}x{side}, 256 levels, {desc}{note}"
         )
         return ds
 
     return open_split
+
+
+def _locate(name: str, side: int, split: str, root: str | None, fmt: str):
+    """``(form, where)`` of the split's files: ``png-folder`` or ``png-tar`` (a path) or
+    ``npz`` (a list of files), looked for in the usual places (``locate.find``)."""
+    png_stem = f"{'train' if split == 'train' else 'valid'}_{side}x{side}"
+    npz_files = (
+        f"Imagenet{side}_train_npz/train_data_batch_1..{NUM_TRAIN_BATCHES}.npz"
+        if split == "train"
+        else f"Imagenet{side}_val_npz/val_data.npz"
+    )
+
+    def probe(d: Path):
+        if fmt in ("auto", "png"):
+            found = _png_form(d, png_stem)
+            if found:
+                return found
+        if fmt in ("auto", "npz"):
+            return (_npz_train if split == "train" else _npz_valid)(d, side)
+        return None
+
+    wanted = {
+        "png": f"{png_stem}/ or {png_stem}.tar",
+        "npz": npz_files,
+        "auto": f"{png_stem}/ or {png_stem}.tar (the paper's PNGs) or {npz_files}",
+    }[fmt]
+    found, _ = locate.find(
+        name,
+        root,
+        (name, f"imagenet-{side}", f"Imagenet{side}", "imagenet"),
+        probe,
+        looked_for=wanted,
+        how_to_get=f"download the paper's {png_stem}.tar (downsampled ImageNet, "
+        f"image-net.org) or the Imagenet{side} npz batches of Chrabaszcz et al. 2017 "
+        "and put them in one of those places",
+    )
+    return found
+
+
+def _image_set(form: str, where, side: int, meta: dict[str, Any]) -> tuple[ImageSet, str]:
+    """The image set of one form, and the words that describe where its images come from."""
+    conform = Conform(channels=3, height=side, width=side, resize=False)
+    if form == "png-folder":
+        files = sorted(where.rglob("*.png"))
+        desc = f"the paper's downsampled ImageNet (PNG folder {where.name}/)"
+        return FileImageSet(files, conform, sources=[where], description="", **meta), desc
+    if form == "png-tar":
+        entries = index_tar(where)
+        if not entries:
+            raise DataError(f"{where} holds no PNG images; download it again")
+        desc = f"the paper's downsampled ImageNet (PNG archive {where.name})"
+        return TarImageSet(where, entries, conform, sources=[where], description="", **meta), desc
+    members = _open_npz(where, side)
+    desc = (
+        f"Chrabaszcz et al. 2017 npz batches ({len(where)} file(s); a different resize "
+        "from the paper's PNGs, numbers not comparable)"
+    )
+    labels = _npz_labels(where)
+    ds = NpzImageSet(
+        members, sources=where, description="", labels=labels,
+        class_names=None if labels is None else [str(k) for k in range(1000)],
+        no_labels="its npz batches carry no 'labels' array", **meta,
+    )  # fmt: skip
+    if labels is not None and len(labels) != len(ds):
+        raise DataError(f"{where[0].parent}: {len(labels)} labels for {len(ds)} images")
+    return ds, desc
 
 
 def _format_option() -> Option:

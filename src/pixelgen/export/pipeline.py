@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..checkpoint import Checkpoint
 from ..errors import ExportError, PixelgenError
 from ..sources import open_checkpoint
@@ -72,7 +74,37 @@ def export_checkpoint(
     if ckpt.path is not None and out.resolve() == Path(ckpt.path).resolve():
         raise ExportError(f"{out}: is the checkpoint itself; choose another --out")
     model = ckpt.build_model("cpu")
+    images, source, (height, width) = _verification_images(ckpt, model, fmt, batch, verify)
+    try:
+        WRITERS[fmt](model, ckpt, out, height=height, width=width)
+    except PixelgenError:
+        raise
+    except Exception as exc:  # tracing or the ONNX exporter refusing an operation
+        raise ExportError(
+            f"exporting {ckpt.model_name} as {fmt} failed: {type(exc).__name__}: {first_line(exc)}"
+        ) from exc
+    report = ExportReport(
+        format=fmt,
+        path=out,
+        max_abs_diff=None,
+        bound=BOUNDS[fmt],
+        num_images=0,
+        images_source=source,
+        checkpoint=ckpt.path,
+        height=height,
+        width=width,
+        channels=model.channels,
+        levels=model.levels,
+    )
+    if verify:
+        _verify(report, model, images)
+    return report
 
+
+def _verification_images(ckpt: Checkpoint, model, fmt: str, batch: int, verify: bool):
+    """``(images or None, where they came from, (height, width))``: the data set's test
+    images where they can be read, else random ones; the size is the checkpoint's, else
+    theirs (``(None, None)`` where neither is known and a safetensors file needs none)."""
     size = ckpt.image_size()
     images, source, why_not = None, "not verified", "not needed"
     if verify or size is None:
@@ -90,32 +122,13 @@ def export_checkpoint(
     if verify and images is None:
         images = random_images(model, batch, *size)
         source = f"random images (data set not found: {why_not})"
-    height, width = size if size is not None else (None, None)
+    return images, source, size if size is not None else (None, None)
 
-    try:
-        WRITERS[fmt](model, ckpt, out, height=height, width=width)
-    except PixelgenError:
-        raise
-    except Exception as exc:  # tracing or the ONNX exporter refusing an operation
-        raise ExportError(
-            f"exporting {ckpt.model_name} as {fmt} failed: {type(exc).__name__}: {first_line(exc)}"
-        ) from exc
 
-    report = ExportReport(
-        format=fmt,
-        path=out,
-        max_abs_diff=None,
-        bound=BOUNDS[fmt],
-        num_images=0,
-        images_source=source,
-        checkpoint=ckpt.path,
-        height=height,
-        width=width,
-        channels=model.channels,
-        levels=model.levels,
-    )
-    if not verify:
-        return report
+def _verify(report: ExportReport, model, images: torch.Tensor) -> None:
+    """Load the written file back and compare its logits with the model's on ``images``;
+    a file that fails is removed, and the report gets the difference."""
+    out, fmt = report.path, report.format
     try:
         classes = example_classes(model, len(images))
         diff = max_abs_diff(model, load_exported(out, fmt), images, classes)
@@ -128,7 +141,7 @@ def export_checkpoint(
         out.unlink(missing_ok=True)
         raise ExportError(
             f"{out}: the {fmt} export does not reproduce the checkpoint: max |logit difference| "
-            f"{diff:.3g} > {report.bound:g} on {len(images)} images ({source}); removed it"
+            f"{diff:.3g} > {report.bound:g} on {len(images)} images ({report.images_source}); "
+            "removed it"
         )
     report.max_abs_diff, report.num_images = diff, len(images)
-    return report

@@ -147,20 +147,28 @@ def generate_samples(
     if labels is not None:
         settings["classes"] = "all" if classes == "all" else labels.tolist()
     result = Samples(images, model.levels, settings)
-    levels, scale = model.levels, settings["zoom"]
+    names = list(source.condition.names) if classes == "all" else None
+    _write_samples(result, out, out_dir, names)
+    return result
+
+
+def _write_samples(result: Samples, out, out_dir, names: list[str] | None) -> None:
+    """The grid (one labelled row per class where ``names`` are given) and each image,
+    all written or none."""
+    images, levels = result.images, result.levels
+    scale = result.settings["zoom"]
     with all_or_none(result.files):
-        if out is not None and classes == "all":
-            names = list(source.condition.names)
+        if out is not None and names is not None:
             rows = images.view(len(names), -1, *images.shape[1:])  # (K, n, C, H, W)
             result.files.append(class_grid(rows, levels, names, out, scale=scale))
         elif out is not None:
-            result.files.append(save_grid(images, levels, out, nrow=settings["nrow"], scale=scale))
+            nrow = result.settings["nrow"]
+            result.files.append(save_grid(images, levels, out, nrow=nrow, scale=scale))
         if out_dir is not None:
             digits = len(str(len(images)))
             for k, image in enumerate(images, 1):
                 path = Path(out_dir) / f"sample_{k:0{digits}d}.png"
                 result.files.append(save_image(image, levels, path))
-    return result
 
 
 def _sample_classes(source: Source, classes, n: int | None) -> tuple[torch.Tensor | None, int]:
