@@ -51,6 +51,7 @@ import pickle
 import re
 import shutil
 import struct
+import warnings
 import zipfile
 import zlib
 from collections import Counter
@@ -676,10 +677,13 @@ def test_hostile_input_is_one_error_line_and_leaves_nothing(
     argv = env.fill(c.line, c.inputs)
     before = snapshot(tmp_path, assets.run.parent)
 
-    code = main(argv)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")  # a warning would print above the one error line
+        code = main(argv)
     out, err = capsys.readouterr()
 
     assert code != 0, err
+    assert [str(w.message) for w in warned] == []
     assert "Traceback" not in out + err
     assert "internal error" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

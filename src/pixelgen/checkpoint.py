@@ -16,6 +16,8 @@ import json
 import os
 import pickle
 import random
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +274,11 @@ def _read_payload(path: Path, *, mmap: bool = False) -> dict:
     with ``mmap`` the tensors are mapped from the file, not read."""
     _check_kind(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        # torch warns about what it meets in a foreign file (a pickle protocol, a TorchScript
+        # archive) before failing; the error below says it in one line instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         if "Unsupported operand" in str(exc):  # no pickle it knows: a text file, an ONNX file
             raise CheckpointError(f"{path}: not a checkpoint ({_EXPECTED})") from None
@@ -306,6 +312,20 @@ def _check_kind(path: Path) -> None:
     for magic, kind in _NOT_CHECKPOINTS.items():
         if head.startswith(magic):
             raise CheckpointError(f"{path}: {kind}, not a checkpoint ({_EXPECTED})")
+    if head.startswith(b"PK\x03\x04") and _is_torchscript(path):
+        raise CheckpointError(
+            f"{path}: this is a TorchScript export, not a checkpoint; load it with torch.jit.load"
+        )
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A zip archive holding TorchScript's ``constants.pkl`` (a ``pixelgen export``
+    program), where a checkpoint holds only ``data.pkl`` and its tensors."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False  # torch.load says what is wrong with it
 
 
 def _tensors(obj: Any, prefix: str = ""):
