@@ -14,12 +14,13 @@ from pixelgen.nn import native
 from pixelgen.sampling import complete, sample
 from pixelgen.sampling.stepper import fast_stepper
 
-NATIVE = ["pixelcnn", "row_lstm", "diagonal_bilstm"]
+NATIVE = ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"]
 # Non-default wiring and kernels, so a body that hard-codes the defaults fails.
 VARIANTS = {
     "pixelcnn": [{}, {"kernel": 5, "residual": False}],
     "row_lstm": [{}, {"input_state_kernel": 5, "skip": False}, {"residual": False}],
     "diagonal_bilstm": [{}, {"residual": False, "skip": False}],
+    "gated_pixelcnn": [{}, {"kernel": 5, "residual": False}, {"skip": False}],
 }
 
 pytestmark = pytest.mark.skipif(native.load() is None, reason="the extension is not built")

@@ -8,7 +8,9 @@ pads them), and each layer's 1x1 link of its pre-activation is kept for row ``i 
 (at row 0 the link reads zeros: its bias). The horizontal stack at pixel ``(i, j)`` is
 one position of each ``1 x (n//2 + 1)`` mask-B convolution (``WindowConv``, the current
 row's left columns cached) plus the cached link, then the 1x1 residual and skip
-projections as matmuls.
+projections as matmuls; where the extension is built, the horizontal stack runs natively
+(``native_body.gated_body``, ``GatedBody`` in ``nn/csrc/steppers.cpp``), reading the same
+windows and link rows, which are therefore updated in place.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .cache import CachedStepper, Pointwise, WindowConv
+from .native_body import gated_body
 from .stepper import register_stepper
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
@@ -55,10 +58,12 @@ class GatedPixelCNNStepper(CachedStepper):
         self.vertical = [_RowWindow(layer.vertical, b, w) for layer in model.layers]
         self.links = [(layer.link.weight[:, :, 0, 0], layer.link.bias) for layer in model.layers]
         # Row 0 reads the vertical stack of the zero row above the image: the link's bias.
-        self.link_rows = [bias.expand(b, w, -1) for _, bias in self.links]  # (B, W, 2h)
+        # Updated in place at each row: a native body holds the same storage.
+        self.link_rows = [bias.expand(b, w, -1).contiguous() for _, bias in self.links]
         self.horizontal = [WindowConv(layer.horizontal, b, w) for layer in model.layers]
         self.res = [Pointwise(r) for r in model.res]
         self.skips = None if model.skips is None else [Pointwise(s) for s in model.skips]
+        self.native = gated_body(self)  # None: the Python body_step below
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
         if i > 0:  # row i - 1 is complete: its vertical stack, for row i's links
@@ -68,7 +73,7 @@ class GatedPixelCNNStepper(CachedStepper):
                 if self.terms is not None:  # the condition's vertical term, row i - 1
                     v_pre = v_pre + self.terms.row(2 * l, i - 1).transpose(1, 2)
                 w, bias = self.links[l]
-                self.link_rows[l] = F.linear(v_pre.transpose(1, 2), w, bias)
+                self.link_rows[l].copy_(F.linear(v_pre.transpose(1, 2), w, bias))  # (B, W, 2h)
                 v = _gate(v_pre, 1)
         super().start_row(x, i)
 
@@ -78,6 +83,8 @@ class GatedPixelCNNStepper(CachedStepper):
                 conv.next_row()
 
     def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.step(f, j)
         out = 0
         for l, conv in enumerate(self.horizontal):  # f: (B, 2h)
             conv.put(j, f)

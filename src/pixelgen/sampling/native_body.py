@@ -23,6 +23,7 @@ from ..nn import native
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
     from .cache import CachedStepper, Pointwise, WindowConv
     from .diagonal_bilstm import DiagonalBiLSTMStepper
+    from .gated_pixelcnn import GatedPixelCNNStepper
     from .pixelcnn import PixelCNNStepper
     from .recurrent import RecurrentStepper
     from .row_lstm import RowLSTMStepper
@@ -48,7 +49,9 @@ def _maps(maps: list[Pointwise] | list[WindowConv]) -> tuple[list, list]:
     return [_t(m.weight) for m in maps], [_bias(m.weight, m.bias) for m in maps]
 
 
-def _wiring(stepper: RecurrentStepper) -> tuple[list, list, list, list, bool]:
+def _wiring(
+    stepper: RecurrentStepper | GatedPixelCNNStepper,
+) -> tuple[list, list, list, list, bool]:
     res_wt, res_b = _maps(stepper.res)
     skip_wt, skip_b = _maps(stepper.skips) if stepper.skips is not None else ([], [])
     return res_wt, res_b, skip_wt, skip_b, bool(stepper.residual)
@@ -88,6 +91,20 @@ def diagonal_body(stepper: DiagonalBiLSTMStepper):
     return mod.DiagonalBody(
         *_maps(stepper.left_in), [_t(w) for w in stepper.left_ss],
         stepper.inputs, stepper.h, stepper.c, stepper.h_above, stepper.right_above,
+        *_wiring(stepper),
+    )  # fmt: skip
+
+
+def gated_body(stepper: GatedPixelCNNStepper):
+    """The horizontal stack; the vertical stack and its links stay in Python, once per row."""
+    mod = _applies(stepper)
+    if mod is None:
+        return None
+    convs = stepper.horizontal
+    if len({c.pad for c in convs}) != 1:
+        return None
+    return mod.GatedBody(
+        *_maps(convs), [c.buf for c in convs], convs[0].pad, stepper.link_rows,
         *_wiring(stepper),
     )  # fmt: skip
 

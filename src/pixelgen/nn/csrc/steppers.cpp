@@ -548,6 +548,77 @@ class DiagonalBody : public Body {
 };
 
 
+// Gated PixelCNN (sampling/gated_pixelcnn.py), its horizontal stack: layer l at column j
+// reads its 1 x k mask-B window and the row's link from the vertical stack above
+// (links (B, W, 2h), which the Python stepper computes once per row), and gates the two
+// halves [f, g] of the 2h pre-activation: y = tanh f * sigmoid g. Each half carries the
+// colour groups of h maps, as an LSTM's gate blocks do.
+class GatedBody : public Body {
+ public:
+  GatedBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
+            const Tensors& links, const Tensors& res_wt, const Tensors& res_b,
+            const Tensors& skip_wt, const Tensors& skip_b, bool residual)
+      : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), bufs[0].size(3),
+             in_wt[0].options()),
+        links_(links), wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
+        out_(at::zeros_like(streams_[0])) {
+    const auto in = affines(in_wt, in_b);
+    for (size_t l = 0; l < in.size(); ++l) in_.push_back(Window{in[l], bufs[l], pad + 1, pad});
+    ys_ = at::zeros({static_cast<int64_t>(in.size()), bufs[0].size(0), in[0].out() / 2},
+                    in_wt[0].options());
+  }
+
+  at::Tensor run(int64_t j, const Span& s) const override {
+    AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "gated_step",
+                               [&] { run_as<scalar_t>(j, s); });
+    return wiring_.skips.empty() ? last_ : out_;
+  }
+
+ private:
+  template <typename T>
+  void run_as(int64_t j, const Span& s) const {
+    const int64_t batch = streams_.size(1), feat = streams_.size(2), width = links_[0].size(1);
+    const int64_t hid = ys_.size(2), u0 = s.lo(hid), u1 = s.hi(hid), n = u1 - u0;
+    std::vector<T> a(batch * 2 * hid), tmp, tmp2;
+    T* out = out_.data_ptr<T>();
+    wiring_.start(out, batch, feat, s);
+    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+    for (size_t l = 0; l < in_.size(); ++l) {
+      const T* x = stream<T>(l);
+      const Window& w = in_[l];
+      w.put(j, x, feat, s.lo(feat), s.hi(feat));
+      w.apply(j, a.data(), tmp, u0, u1, s.hi(feat), 2, hid);
+      T* y = ys_.data_ptr<T>() + static_cast<int64_t>(l) * batch * hid;  // (B, h): see ys_
+      if (n > 0) {
+        for (int64_t b = 0; b < batch; ++b) {
+          T* ab = a.data() + b * 2 * hid;
+          const T* link = links_[l].data_ptr<T>() + (b * width + j) * 2 * hid;
+          for (int64_t p = u0; p < u1; ++p) {
+            ab[p] = T(2) * (ab[p] + link[p]);  // tanh f = 2 sigmoid(2 f) - 1
+            ab[hid + p] += link[hid + p];
+          }
+        }
+        // Both halves' sigmoids in one vectorized call (a scalar exp loop is slow).
+        at::from_blob(a.data() + u0, {batch, 2, n}, {2 * hid, hid, 1}, options).sigmoid_();
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t p = u0; p < u1; ++p) {
+            const T* ab = a.data() + b * 2 * hid;
+            y[b * hid + p] = (T(2) * ab[p] - T(1)) * ab[hid + p];
+          }
+      }
+      wiring_.after(static_cast<int64_t>(l), static_cast<const T*>(y), hid, x,
+                    stream<T>(l + 1), out, batch, feat, s, tmp, tmp2);
+    }
+  }
+
+  std::vector<Window> in_;
+  Tensors links_;
+  Wiring wiring_;
+  at::Tensor out_;  // (B, F): the skip sum at the current pixel
+  at::Tensor ys_;   // (L, B, h): each layer's gated output at the current pixel
+};
+
+
 // One row of raster-order generation (sampling/driver.py's _raster, for a stepper with a
 // native body): per pixel and colour, the 7x7 mask-A input layer on the scaled image, the
 // body, the output head for that colour, and the draw by inverse CDF in double
@@ -675,6 +746,9 @@ void add_steppers(pybind11::module_& m) {
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, at::Tensor, at::Tensor,
                     at::Tensor, at::Tensor, at::Tensor, const Tensors&, const Tensors&,
                     const Tensors&, const Tensors&, bool>());
+  py::class_<GatedBody, Body>(m, "GatedBody")
+      .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
+                    const Tensors&, const Tensors&, const Tensors&, const Tensors&, bool>());
   // The raster keeps its body alive (argument 11, the body; 1 is the raster itself).
   py::class_<Raster>(m, "Raster")
       .def(py::init<at::Tensor, at::Tensor, at::Tensor, int64_t, int64_t, int64_t, at::Tensor,
