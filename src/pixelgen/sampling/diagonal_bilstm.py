@@ -75,7 +75,7 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
 
     def body_step(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         if self.native is not None:
-            return self.native.step(x, j)
+            return self.native.step(x, i, j)
         return super().body_step(x, i, j)
 
     def _right_scan(self, inputs: torch.Tensor, above: torch.Tensor, row: int) -> torch.Tensor:

@@ -84,7 +84,7 @@ class GatedPixelCNNStepper(CachedStepper):
 
     def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
         if self.native is not None:
-            return self.native.step(f, j)
+            return self.native.step(f, i, j)
         out = 0
         for l, conv in enumerate(self.horizontal):  # f: (B, 2h)
             conv.put(j, f)

@@ -4,8 +4,13 @@ operations. Each builder returns None where the native path does not apply, and 
 stepper then runs its Python body, which computes the same values:
 
 * the extension is not built or is turned off (``PIXELGEN_NATIVE=0``, ``native.forced``),
-  or the parameters are not float32 / float64 on the CPU (``native.usable``);
-* the model is conditional (the condition's per-layer terms stay in Python).
+  or the parameters (and a condition's terms) are not float32 / float64 on the CPU
+  (``native.usable``).
+
+A conditional model's body reads its layers' condition terms (``CondTerms``, views that
+broadcast a class over the image) at each pixel; the Python stepper keeps the terms of
+what it computes once per row (the Diagonal BiLSTM's right-to-left scan, the Gated
+PixelCNN's vertical stack).
 
 The native body shares the Python stepper's caches (the ``WindowConv`` buffers, the row
 states), which the stepper updates in place once per row; the weights are read here once,
@@ -31,9 +36,16 @@ if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.
 
 def _applies(stepper) -> Any:
     """The extension module, or None where a native body does not apply."""
-    if stepper.terms is not None or not native.usable(stepper.input.weight):
+    terms = [] if stepper.terms is None else stepper.terms.terms
+    if not native.usable(stepper.input.weight, *terms):
         return None
     return native.load()
+
+
+def _terms(stepper: CachedStepper, first: int = 0, every: int = 1) -> list[torch.Tensor]:
+    """The condition's terms the body adds, one per layer (``first``, ``first + every``,
+    ...: a model with two terms per layer), or none for an unconditional model."""
+    return [] if stepper.terms is None else stepper.terms.terms[first::every]
 
 
 def _t(weight: torch.Tensor) -> torch.Tensor:
@@ -67,7 +79,7 @@ def pixelcnn_body(stepper: PixelCNNStepper):
         return None
     return mod.PixelCNNBody(
         *_maps(reduce), *_maps(conv), [c.buf for c in conv], conv[0].kw, conv[0].pad,
-        *_maps(expand), bool(stepper.residual),
+        *_maps(expand), bool(stepper.residual), _terms(stepper),
     )  # fmt: skip
 
 
@@ -81,6 +93,7 @@ def row_lstm_body(stepper: RowLSTMStepper):
     return mod.RowLSTMBody(
         *_maps(convs), [c.buf for c in convs], convs[0].pad,
         stepper.gates_ss, stepper.h, stepper.c, stepper.c_prev, *_wiring(stepper),
+        _terms(stepper),
     )  # fmt: skip
 
 
@@ -91,7 +104,7 @@ def diagonal_body(stepper: DiagonalBiLSTMStepper):
     return mod.DiagonalBody(
         *_maps(stepper.left_in), [_t(w) for w in stepper.left_ss],
         stepper.inputs, stepper.h, stepper.c, stepper.h_above, stepper.right_above,
-        *_wiring(stepper),
+        *_wiring(stepper), _terms(stepper, 0, 2),  # term 2l: layer l's left to right
     )  # fmt: skip
 
 
@@ -105,7 +118,7 @@ def gated_body(stepper: GatedPixelCNNStepper):
         return None
     return mod.GatedBody(
         *_maps(convs), [c.buf for c in convs], convs[0].pad, stepper.link_rows,
-        *_wiring(stepper),
+        *_wiring(stepper), _terms(stepper, 1, 2),  # term 2l + 1: layer l's horizontal
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ class PixelCNNStepper(CachedStepper):
 
     def body_step(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
         if self.native is not None:
-            return self.native.step(f, j)
+            return self.native.step(f, i, j)
         for l, (reduce, conv, expand) in enumerate(self.blocks):  # f: (B, 2h)
             conv.put(j, F.relu(reduce(F.relu(f))))  # (B, h)
             a = conv(j) if self.terms is None else conv(j) + self.terms.at(l, i, j)  # (B, h)

@@ -54,7 +54,7 @@ class RowLSTMStepper(RecurrentStepper):
 
     def body_step(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         if self.native is not None:
-            return self.native.step(x, j)
+            return self.native.step(x, i, j)
         return super().body_step(x, i, j)
 
     def layer_step(self, l: int, x: torch.Tensor, i: int, j: int) -> torch.Tensor:

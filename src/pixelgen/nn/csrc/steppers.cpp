@@ -332,21 +332,25 @@ struct Wiring {
 // ones computed.
 class Body {
  public:
-  Body(int64_t layers, int64_t batch, int64_t feat, const at::TensorOptions& options)
+  Body(int64_t layers, int64_t batch, int64_t feat, const at::TensorOptions& options,
+       const Tensors& terms)
       : streams_(at::zeros({layers + 1, batch, feat}, options)), input_(streams_[0]),
-        last_(streams_[layers]) {}
+        last_(streams_[layers]), terms_(terms) {
+    TORCH_CHECK(terms.empty() || static_cast<int64_t>(terms.size()) == layers,
+                "one condition term per layer, or none");
+  }
   virtual ~Body() = default;
 
   // The body's input at the current pixel, where the caller writes the groups it runs.
   const at::Tensor& input() const { return input_; }
 
-  // The groups of `s` at column j; returns the output (B, F), whose maps of `s` are new.
-  virtual at::Tensor run(int64_t j, const Span& s) const = 0;
+  // The groups of `s` at (i, j); returns the output (B, F), whose maps of `s` are new.
+  virtual at::Tensor run(int64_t i, int64_t j, const Span& s) const = 0;
 
-  // Every map at column j from f (B, F), as the Python stepper's body_step.
-  at::Tensor step(const at::Tensor& f, int64_t j) const {
+  // Every map at (i, j) from f (B, F), as the Python stepper's body_step.
+  at::Tensor step(const at::Tensor& f, int64_t i, int64_t j) const {
     input_.copy_(f);
-    return run(j, kWhole).clone();
+    return run(i, j, kWhole).clone();
   }
 
  protected:
@@ -357,7 +361,24 @@ class Body {
     return streams_.data_ptr<T>() + l * streams_.size(1) * streams_.size(2);
   }
 
+  // A conditional model's term of layer l at (i, j) (sampling/cache.py CondTerms: a view
+  // (B, H, W, w), a class's broadcast over H and W with zero strides), added to the
+  // columns [c0, c1) + n * step, n < blocks, of y (B rows every ys values).
+  template <typename T>
+  void add_term(int64_t l, int64_t i, int64_t j, T* y, int64_t ys, int64_t batch, int64_t c0,
+                int64_t c1, int64_t blocks = 1, int64_t step = 0) const {
+    if (terms_.empty()) return;
+    const at::Tensor& t = terms_[l];
+    const T* here = t.data_ptr<T>() + i * t.stride(1) + j * t.stride(2);
+    const int64_t sb = t.stride(0), sq = t.stride(3);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t n = 0; n < blocks; ++n)
+        for (int64_t p = c0 + n * step; p < c1 + n * step; ++p)
+          y[b * ys + p] += here[b * sb + p * sq];
+  }
+
   at::Tensor streams_, input_, last_;
+  Tensors terms_;  // one per layer, or none (an unconditional model)
 };
 
 // PixelCNN (sampling/pixelcnn.py): per block, relu -> 1x1 reduce -> relu into the window,
@@ -366,9 +387,10 @@ class PixelCNNBody : public Body {
  public:
   PixelCNNBody(const Tensors& reduce_wt, const Tensors& reduce_b, const Tensors& conv_wt,
                const Tensors& conv_b, const Tensors& bufs, int64_t kw, int64_t pad,
-               const Tensors& expand_wt, const Tensors& expand_b, bool residual)
+               const Tensors& expand_wt, const Tensors& expand_b, bool residual,
+               const Tensors& terms)
       : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), reduce_wt[0].size(0),
-             reduce_wt[0].options()),
+             reduce_wt[0].options(), terms),
         reduce_(affines(reduce_wt, reduce_b)), expand_(affines(expand_wt, expand_b)),
         residual_(residual) {
     const auto conv = affines(conv_wt, conv_b);
@@ -377,15 +399,15 @@ class PixelCNNBody : public Body {
                       reduce_wt[0].options());
   }
 
-  at::Tensor run(int64_t j, const Span& s) const override {
+  at::Tensor run(int64_t i, int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "pixelcnn_step",
-                               [&] { run_as<scalar_t>(j, s); });
+                               [&] { run_as<scalar_t>(i, j, s); });
     return last_;
   }
 
  private:
   template <typename T>
-  void run_as(int64_t j, const Span& s) const {
+  void run_as(int64_t i, int64_t j, const Span& s) const {
     const int64_t batch = streams_.size(1), feat = streams_.size(2);
     const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
     std::vector<T> r, y(batch * feat), tmp;
@@ -401,6 +423,7 @@ class PixelCNNBody : public Body {
       for (T& v : r) v = std::max(v, T(0));
       conv.put(j, r.data(), hr, s.lo(hr), s.hi(hr));
       conv.apply(j, a, tmp, s.lo(hc), s.hi(hc), s.hi(hr));
+      add_term(static_cast<int64_t>(l), i, j, a, hc, batch, s.lo(hc), s.hi(hc));
       exp.apply(static_cast<const T*>(a), hc, batch, y.data(), feat, true, false, tmp,
                 exp.groups(s));
       for (int64_t b = 0; b < batch; ++b)
@@ -423,9 +446,9 @@ class RowLSTMBody : public Body {
   RowLSTMBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
               const Tensors& gates_ss, const Tensors& h, const Tensors& c, const Tensors& c_prev,
               const Tensors& res_wt, const Tensors& res_b, const Tensors& skip_wt,
-              const Tensors& skip_b, bool residual)
+              const Tensors& skip_b, bool residual, const Tensors& terms)
       : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), bufs[0].size(3),
-             in_wt[0].options()),
+             in_wt[0].options(), terms),
         gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev),
         wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
         out_(at::zeros_like(streams_[0])) {
@@ -433,15 +456,15 @@ class RowLSTMBody : public Body {
     for (size_t l = 0; l < in.size(); ++l) in_.push_back(Window{in[l], bufs[l], pad + 1, pad});
   }
 
-  at::Tensor run(int64_t j, const Span& s) const override {
+  at::Tensor run(int64_t i, int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "row_lstm_step",
-                               [&] { run_as<scalar_t>(j, s); });
+                               [&] { run_as<scalar_t>(i, j, s); });
     return wiring_.skips.empty() ? last_ : out_;
   }
 
  private:
   template <typename T>
-  void run_as(int64_t j, const Span& s) const {
+  void run_as(int64_t i, int64_t j, const Span& s) const {
     const int64_t batch = streams_.size(1), feat = streams_.size(2), width = h_[0].size(1);
     const int64_t hid = h_[0].size(2), u0 = s.lo(hid), u1 = s.hi(hid);
     std::vector<T> gates(batch * 4 * hid), tmp, tmp2;
@@ -458,6 +481,7 @@ class RowLSTMBody : public Body {
         for (int64_t g = 0; g < 4; ++g)
           for (int64_t p = g * hid + u0; p < g * hid + u1; ++p) gb[p] += ss[p];
       }
+      add_term(static_cast<int64_t>(l), i, j, gates.data(), 4 * hid, batch, u0, u1, 4, hid);
       const int64_t at = j * hid;  // image b's at b * width * hid
       lstm_cells(gates.data(), batch, hid, u0, u1, c_prev_[l].data_ptr<T>() + at,
                  h_[l].data_ptr<T>() + at, c_[l].data_ptr<T>() + at, width * hid, tmp2);
@@ -482,8 +506,9 @@ class DiagonalBody : public Body {
   DiagonalBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& ss_wt,
                at::Tensor inputs, at::Tensor h, at::Tensor c, at::Tensor h_above,
                at::Tensor right_above, const Tensors& res_wt, const Tensors& res_b,
-               const Tensors& skip_wt, const Tensors& skip_b, bool residual)
-      : Body(inputs.size(0), inputs.size(1), inputs.size(3), inputs.options()),
+               const Tensors& skip_wt, const Tensors& skip_b, bool residual,
+               const Tensors& terms)
+      : Body(inputs.size(0), inputs.size(1), inputs.size(3), inputs.options(), terms),
         in_(affines(in_wt, in_b)), inputs_(inputs), h_(h), c_(c), h_above_(h_above),
         right_above_(right_above),
         wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
@@ -498,15 +523,15 @@ class DiagonalBody : public Body {
     }
   }
 
-  at::Tensor run(int64_t j, const Span& s) const override {
+  at::Tensor run(int64_t i, int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "diagonal_step",
-                               [&] { run_as<scalar_t>(j, s); });
+                               [&] { run_as<scalar_t>(i, j, s); });
     return wiring_.skips.empty() ? last_ : out_;
   }
 
  private:
   template <typename T>
-  void run_as(int64_t j, const Span& s) const {
+  void run_as(int64_t i, int64_t j, const Span& s) const {
     const int64_t n = inputs_.size(0), batch = inputs_.size(1), width = inputs_.size(2);
     const int64_t feat = inputs_.size(3), hid = h_.size(3), u0 = s.lo(hid), u1 = s.hi(hid);
     const int64_t f0 = s.lo(feat), f1 = s.hi(feat);
@@ -527,6 +552,7 @@ class DiagonalBody : public Body {
                 width * hid, batch, gates.data(), true, tmp, u0, u1, hid);
       gate_maps(left_[l], static_cast<const T*>(h + j * hid), hs, batch, gates.data(), true, tmp,
                 u0, u1, hid);
+      add_term(l, i, j, gates.data(), 4 * hid, batch, u0, u1, 4, hid);
       lstm_cells(gates.data(), batch, hid, u0, u1, static_cast<const T*>(c + j * hid),
                  h + (j + 1) * hid, c + (j + 1) * hid, hs, tmp2);
       // The layer's output, h + the right-to-left state above, for every group up to s's
@@ -557,9 +583,9 @@ class GatedBody : public Body {
  public:
   GatedBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
             const Tensors& links, const Tensors& res_wt, const Tensors& res_b,
-            const Tensors& skip_wt, const Tensors& skip_b, bool residual)
+            const Tensors& skip_wt, const Tensors& skip_b, bool residual, const Tensors& terms)
       : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), bufs[0].size(3),
-             in_wt[0].options()),
+             in_wt[0].options(), terms),
         links_(links), wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
         out_(at::zeros_like(streams_[0])) {
     const auto in = affines(in_wt, in_b);
@@ -568,15 +594,15 @@ class GatedBody : public Body {
                     in_wt[0].options());
   }
 
-  at::Tensor run(int64_t j, const Span& s) const override {
+  at::Tensor run(int64_t i, int64_t j, const Span& s) const override {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "gated_step",
-                               [&] { run_as<scalar_t>(j, s); });
+                               [&] { run_as<scalar_t>(i, j, s); });
     return wiring_.skips.empty() ? last_ : out_;
   }
 
  private:
   template <typename T>
-  void run_as(int64_t j, const Span& s) const {
+  void run_as(int64_t i, int64_t j, const Span& s) const {
     const int64_t batch = streams_.size(1), feat = streams_.size(2), width = links_[0].size(1);
     const int64_t hid = ys_.size(2), u0 = s.lo(hid), u1 = s.hi(hid), n = u1 - u0;
     std::vector<T> a(batch * 2 * hid), tmp, tmp2;
@@ -594,10 +620,13 @@ class GatedBody : public Body {
           T* ab = a.data() + b * 2 * hid;
           const T* link = links_[l].data_ptr<T>() + (b * width + j) * 2 * hid;
           for (int64_t p = u0; p < u1; ++p) {
-            ab[p] = T(2) * (ab[p] + link[p]);  // tanh f = 2 sigmoid(2 f) - 1
+            ab[p] += link[p];
             ab[hid + p] += link[hid + p];
           }
         }
+        add_term(static_cast<int64_t>(l), i, j, a.data(), 2 * hid, batch, u0, u1, 2, hid);
+        for (int64_t b = 0; b < batch; ++b)  // tanh f = 2 sigmoid(2 f) - 1
+          for (int64_t p = u0; p < u1; ++p) a[b * 2 * hid + p] *= T(2);
         // Both halves' sigmoids in one vectorized call (a scalar exp loop is slow).
         at::from_blob(a.data() + u0, {batch, 2, n}, {2 * hid, hid, 1}, options).sigmoid_();
         for (int64_t b = 0; b < batch; ++b)
@@ -686,7 +715,7 @@ class Raster {
               dst[q] = T(xs[b * image + q * plane + i * width + jj]) * scale - T(1);
           }
         input_.apply(j, f, tmp, s.lo(feat), s.hi(feat), colours);
-        const at::Tensor g = body_->run(j, s);  // (B, F)
+        const at::Tensor g = body_->run(i, j, s);  // (B, F)
         hidden_.apply(g.data_ptr<T>(), feat, batch, hbuf.data(), hid, true, false, tmp,
                       hidden_.groups(s));
         T* out = logits.data_ptr<T>() + (keep ? (j * colours + c) * batch * levels_ : 0);
@@ -737,18 +766,20 @@ void add_steppers(pybind11::module_& m) {
   py::class_<Body>(m, "Body").def("step", &Body::step);
   py::class_<PixelCNNBody, Body>(m, "PixelCNNBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, const Tensors&,
-                    const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool>());
+                    const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool,
+                    const Tensors&>());
   py::class_<RowLSTMBody, Body>(m, "RowLSTMBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
                     const Tensors&, const Tensors&, const Tensors&, const Tensors&,
-                    const Tensors&, const Tensors&, const Tensors&, bool>());
+                    const Tensors&, const Tensors&, const Tensors&, bool, const Tensors&>());
   py::class_<DiagonalBody, Body>(m, "DiagonalBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, at::Tensor, at::Tensor,
                     at::Tensor, at::Tensor, at::Tensor, const Tensors&, const Tensors&,
-                    const Tensors&, const Tensors&, bool>());
+                    const Tensors&, const Tensors&, bool, const Tensors&>());
   py::class_<GatedBody, Body>(m, "GatedBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
-                    const Tensors&, const Tensors&, const Tensors&, const Tensors&, bool>());
+                    const Tensors&, const Tensors&, const Tensors&, const Tensors&, bool,
+                    const Tensors&>());
   // The raster keeps its body alive (argument 11, the body; 1 is the raster itself).
   py::class_<Raster>(m, "Raster")
       .def(py::init<at::Tensor, at::Tensor, at::Tensor, int64_t, int64_t, int64_t, at::Tensor,
