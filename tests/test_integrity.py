@@ -72,6 +72,29 @@ def test_every_flipped_tensor_record_is_refused(tmp_path, monkeypatch):
     assert sum(loads_silently(p) for p in copies) > 0
 
 
+def test_a_damaged_zip_directory_is_a_checkpoint_error(tmp_path):
+    """Damage to the zip's central directory, which zipfile reads before anything else,
+    is one checkpoint error whatever zipfile raises (NotImplementedError for a version
+    field, UnicodeDecodeError for a name flagged UTF-8, ...)."""
+    folder = run(tmp_path, 2)
+    last = folder / "last.pt"
+    data = last.read_bytes()
+    entry = data.find(b"PK\x01\x02")  # the first central directory entry
+    assert entry > 0
+    damaged = []
+    # Each field of the first entry's fixed part (versions, flags, method, sizes, lengths)
+    for offset in range(entry + 4, entry + 46):
+        copy = bytearray(data)
+        copy[offset] ^= 0xFF
+        damaged.append(folder / f"dir{offset - entry}.pt")
+        damaged[-1].write_bytes(bytes(copy))
+    for path in damaged:
+        try:
+            ck.load_checkpoint(path)
+        except CheckpointError:
+            pass  # loading one that still reads is fine too: the checksums vouch for it
+
+
 def test_the_error_names_the_entry_and_an_intact_checkpoint(tmp_path):
     folder = run(tmp_path, 4)
     last = folder / "last.pt"

@@ -160,6 +160,18 @@ def test_complete_does_not_modify_its_input():
     assert torch.equal(x, before)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_sampling_leaves_the_model_unchanged(name):
+    """One image one pixel wide too, where a broadcast of a bias is already contiguous
+    (the steppers' row caches are updated in place and must never be the weights)."""
+    model = tiny_model(name, channels=3, levels=4, hidden=6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for batch, size in ((1, (3, 1)), (2, (3, 4))):
+        sample(model, batch, size, generator=gen(1))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 def all_images(levels: int, channels: int, size: tuple[int, int]) -> torch.Tensor:
     n = channels * size[0] * size[1]
     grid = torch.tensor(list(itertools.product(range(levels), repeat=n)))

@@ -116,8 +116,15 @@ def test_adam_runs_fused_and_a_resumed_run_gets_it_back(tmp_path, monkeypatch):
     train(load_recipe("quick_pixelcnn", adam), run_dir=tmp_path / "run",
           show_progress=False, log=lambda *a: None)  # fmt: skip
     monkeypatch.undo()
+    # torch places each step counter by the flags of the groups it loads (on CUDA the fused
+    # kernel needs it on the GPU), so the flags must be this process's before loading.
+    loaded = []
+    real_load = torch.optim.Adam.load_state_dict
+    monkeypatch.setattr(torch.optim.Adam, "load_state_dict", lambda opt, state: (
+        loaded.extend(state["param_groups"]), real_load(opt, state))[1])  # fmt: skip
     recipe = load_recipe("quick_pixelcnn", [*adam[:-1], "train.max_steps=4"])
     s = setup(recipe, run_dir=tmp_path / "run", resume=True, log=lambda *a: None)
+    assert loaded and all(g["fused"] is True and g["foreach"] is False for g in loaded)
     assert s.step == 2 and all(g["fused"] and not g["foreach"] for g in s.opt.param_groups)
     assert s.opt.state  # the saved moments came back with it
     rms = session(tmp_path / "rms", "train.optimizer=rmsprop", "train.max_steps=2")
@@ -125,6 +132,13 @@ def test_adam_runs_fused_and_a_resumed_run_gets_it_back(tmp_path, monkeypatch):
     fp16 = load_recipe("quick_pixelcnn", [*TINY, "train.optimizer=adam", "train.precision=fp16"])
     params = list(s.model.parameters())
     assert setup_module.implementation(fp16, params) == {"fused": False, "foreach": True}
+    # torch has the fused kernel for CPU parameters from 2.4 on (pyproject allows 2.2)
+    fp32 = load_recipe("quick_pixelcnn", [*TINY, "train.optimizer=adam"])
+    assert setup_module._torch_version() >= (2, 2)  # "2.13.0+cpu" -> (2, 13)
+    monkeypatch.setattr(setup_module, "_torch_version", lambda: (2, 3))
+    assert setup_module.implementation(fp32, params) == {"fused": False, "foreach": True}
+    monkeypatch.setattr(setup_module, "_torch_version", lambda: (2, 4))
+    assert setup_module.implementation(fp32, params) == {"fused": True, "foreach": False}
 
 
 def test_one_writer_per_run_directory(tmp_path):

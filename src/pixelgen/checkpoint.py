@@ -324,8 +324,8 @@ def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False  # torch.load says what is wrong with it
+    except Exception:  # damaged (zipfile raises several kinds): torch.load reports it
+        return False
 
 
 def _tensors(obj: Any, prefix: str = ""):

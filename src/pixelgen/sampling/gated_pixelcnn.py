@@ -59,7 +59,9 @@ class GatedPixelCNNStepper(CachedStepper):
         self.links = [(layer.link.weight[:, :, 0, 0], layer.link.bias) for layer in model.layers]
         # Row 0 reads the vertical stack of the zero row above the image: the link's bias.
         # Updated in place at each row: a native body holds the same storage.
-        self.link_rows = [bias.expand(b, w, -1).contiguous() for _, bias in self.links]
+        # A copy always (at batch 1 and width 1 `contiguous` would return the bias itself).
+        self.link_rows = [bias.expand(b, w, -1).clone(memory_format=torch.contiguous_format)
+                          for _, bias in self.links]  # fmt: skip
         self.horizontal = [WindowConv(layer.horizontal, b, w) for layer in model.layers]
         self.res = [Pointwise(r) for r in model.res]
         self.skips = None if model.skips is None else [Pointwise(s) for s in model.skips]

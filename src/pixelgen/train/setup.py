@@ -185,17 +185,23 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
 
 def implementation(recipe: Recipe, params: list[torch.Tensor]) -> dict[str, bool]:
     """Adam's fused kernel (one call updates every parameter) where torch has it: floating
-    parameters on the CPU or CUDA, no fp16 loss scaling; otherwise, and for RMSProp,
-    which has no fused kernel, the multi-tensor (``foreach``) loop. The default loop runs
-    ~8 operations per parameter in Python: at the MNIST paper sizes (74-96 parameters)
-    4-7 ms of a 110-140 ms step, against 0.5 ms fused (README, *Speed*). The update rule
-    is the same; the last bits of the result may differ. A resumed run gets it again
-    (``_restore``): ``load_state_dict`` would bring back the saved run's choice."""
+    parameters on CUDA, or on the CPU from torch 2.4, no fp16 loss scaling; otherwise, and
+    for RMSProp, which has no fused kernel, the multi-tensor (``foreach``) loop. The
+    default loop runs ~8 operations per parameter in Python: at the MNIST paper sizes
+    (74-96 parameters) 4-7 ms of a 110-140 ms step, against 0.5 ms fused (README,
+    *Speed*). The update rule is the same; the last bits of the result may differ. A
+    resumed run gets it again (``_restore``)."""
     if recipe.train.optimizer != "adam":
         return {"foreach": True}
-    fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    devices = ("cuda", "cpu") if _torch_version() >= (2, 4) else ("cuda",)
+    fusable = all(p.is_floating_point() and p.device.type in devices for p in params)
     fused = fusable and recipe.train.precision != "fp16"
     return {"fused": fused, "foreach": not fused}
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return int(major), int(minor)
 
 
 def _locate(recipe: Recipe, run_dir: str | Path | None, resume: bool, held: list):
@@ -278,9 +284,15 @@ def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
         )
     s.model.load_state_dict(ckpt.weights)
     st = ckpt.state
-    s.opt.load_state_dict(st["optimizer"])
-    for group in s.opt.param_groups:  # this process's implementation, not the saved one's
-        group.update(implementation(s.recipe, group["params"]))
+    # This process's implementation, not the saved run's, and set before loading: torch
+    # places each moment's step counter by the loaded groups' flags (on the parameter's
+    # device for the fused kernel, on the CPU otherwise).
+    saved = dict(st["optimizer"])
+    saved["param_groups"] = [
+        {**g, **implementation(s.recipe, group["params"])}
+        for g, group in zip(saved["param_groups"], s.opt.param_groups, strict=True)
+    ]
+    s.opt.load_state_dict(saved)
     s.sched.load_state_dict(st["scheduler"])
     s.scaler.load_state_dict(st["scaler"])
     ck.set_rng_state(st["rng"])
