@@ -40,6 +40,10 @@ def test_native_body_runs_where_it_applies(name):
     assert stepper(model.float()).native is not None
     with native.forced(False):
         assert stepper(model).native is None
+    if name == "diagonal_bilstm":  # and its right-to-left scan over each finished row
+        assert stepper(model).native_right is not None
+        with native.forced(False):
+            assert stepper(model).native_right is None
     assert stepper(model.bfloat16()).native is None  # only float and double
 
 

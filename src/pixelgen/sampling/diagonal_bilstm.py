@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..nn.lstm import lstm_update
 from .cache import Pointwise
-from .native_body import diagonal_body
+from .native_body import diagonal_body, right_scan
 from .recurrent import RecurrentStepper
 from .stepper import register_stepper
 
@@ -58,6 +58,7 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
         # Every row state is updated in place: a native body (native_body.py) holds the
         # same storage.
         self.native = diagonal_body(self)  # None: the Python layer_step below
+        self.native_right = right_scan(self)  # None: the Python loop in _right_scan
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
         if i > 0 and self.raw_t is not None:
@@ -88,6 +89,8 @@ class DiagonalBiLSTMStepper(RecurrentStepper):
             gates_in[0] += torch.matmul(self.raw_above, self.raw_t)
         if self.terms is not None:  # the condition's: term 2l + 1 is layer l's right-to-left
             gates_in = gates_in + torch.stack([self.terms.row(2 * l + 1, row) for l in range(n)])
+        if self.native_right is not None:
+            return self.native_right.run(gates_in.contiguous(), above.contiguous())
         h = torch.zeros_like(above[:, :, 0])  # (n, B, h): zero state right of column W-1
         c = torch.zeros_like(h)
         out = torch.empty_like(above)

@@ -108,6 +108,13 @@ def diagonal_body(stepper: DiagonalBiLSTMStepper):
     )  # fmt: skip
 
 
+def right_scan(stepper: DiagonalBiLSTMStepper):
+    """The right-to-left scan over a finished row, every layer in one call (``RightScan``);
+    the input gates (and the raw image's and condition's terms) stay in Python, batched."""
+    mod = _applies(stepper)
+    return None if mod is None else mod.RightScan([w.contiguous() for w in stepper.right_ss_t])
+
+
 def gated_body(stepper: GatedPixelCNNStepper):
     """The horizontal stack; the vertical stack and its links stay in Python, once per row."""
     mod = _applies(stepper)
