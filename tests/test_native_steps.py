@@ -40,10 +40,12 @@ def test_native_body_runs_where_it_applies(name):
     assert stepper(model.float()).native is not None
     with native.forced(False):
         assert stepper(model).native is None
-    if name == "diagonal_bilstm":  # and its right-to-left scan over each finished row
-        assert stepper(model).native_right is not None
+    # and what runs once per finished row: the right-to-left scan, the vertical stack
+    row_part = {"diagonal_bilstm": "native_right", "gated_pixelcnn": "native_vertical"}
+    if name in row_part:
+        assert getattr(stepper(model), row_part[name]) is not None
         with native.forced(False):
-            assert stepper(model).native_right is None
+            assert getattr(stepper(model), row_part[name]) is None
     assert stepper(model.bfloat16()).native is None  # only float and double
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .cache import CachedStepper, Pointwise, WindowConv
-from .native_body import gated_body
+from .native_body import gated_body, vertical_stack
 from .stepper import register_stepper
 
 if TYPE_CHECKING:  # sampling never imports the models at run time (see stepper.py)
@@ -38,6 +38,7 @@ class _RowWindow:
     as ``VerticalConv`` pads them; ``push`` adds a row and returns the conv's output row."""
 
     def __init__(self, conv, batch: int, width: int) -> None:
+        self.conv = conv
         self.weight, self.bias, self.pad = conv.weight, conv.bias, conv.k // 2
         _, in_maps, rows, _ = conv.weight.shape
         self.buf = conv.weight.new_zeros(batch, in_maps, rows, width + 2 * self.pad)
@@ -58,17 +59,21 @@ class GatedPixelCNNStepper(CachedStepper):
         self.vertical = [_RowWindow(layer.vertical, b, w) for layer in model.layers]
         self.links = [(layer.link.weight[:, :, 0, 0], layer.link.bias) for layer in model.layers]
         # Row 0 reads the vertical stack of the zero row above the image: the link's bias.
-        # Updated in place at each row: a native body holds the same storage.
-        # A copy always (at batch 1 and width 1 `contiguous` would return the bias itself).
+        # Updated in place at each row (the native body and stack hold the same storage),
+        # so always a copy: at batch 1 and width 1 `contiguous` would return the bias itself.
         self.link_rows = [bias.expand(b, w, -1).clone(memory_format=torch.contiguous_format)
                           for _, bias in self.links]  # fmt: skip
         self.horizontal = [WindowConv(layer.horizontal, b, w) for layer in model.layers]
         self.res = [Pointwise(r) for r in model.res]
         self.skips = None if model.skips is None else [Pointwise(s) for s in model.skips]
         self.native = gated_body(self)  # None: the Python body_step below
+        self.native_vertical = vertical_stack(self)  # None: the Python start_row below
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
-        if i > 0:  # row i - 1 is complete: its vertical stack, for row i's links
+        if i > 0 and self.native_vertical is not None:
+            row = self.model.scale(x[:, :, i - 1]).transpose(1, 2).contiguous()  # (B, W, C)
+            self.native_vertical.push(row, i - 1)
+        elif i > 0:  # row i - 1 is complete: its vertical stack, for row i's links
             v = self.v_input.push(self.model.scale(x[:, :, i - 1]))  # (B, 2h, W)
             for l, window in enumerate(self.vertical):
                 v_pre = window.push(v)  # (B, 2h, W)

@@ -108,6 +108,26 @@ def diagonal_body(stepper: DiagonalBiLSTMStepper):
     )  # fmt: skip
 
 
+def vertical_stack(stepper: GatedPixelCNNStepper):
+    """The vertical stack once per finished row, in one call (``VerticalStack``): its
+    input convolution, every layer's convolution, condition term, link and gate."""
+    mod = _applies(stepper)
+    if mod is None:
+        return None
+    windows = [stepper.v_input, *stepper.vertical]
+    convs = [w.conv for w in windows]
+    # Each weight flattened in the order of its window (rows, kw, I), as (in, out).
+    wts = [c.weight.detach().permute(2, 3, 1, 0).reshape(-1, c.weight.shape[0]).contiguous()
+           for c in convs]  # fmt: skip
+    links_t = [_t(w) for w, _ in stepper.links]
+    link_b = [_bias(w, b) for w, b in stepper.links]
+    return mod.VerticalStack(
+        wts, [_bias(c.weight, c.bias) for c in convs], [c.rows for c in convs],
+        [c.k for c in convs], links_t, link_b, stepper.link_rows,
+        _terms(stepper, 0, 2),  # term 2l: layer l's vertical
+    )  # fmt: skip
+
+
 def right_scan(stepper: DiagonalBiLSTMStepper):
     """The right-to-left scan over a finished row, every layer in one call (``RightScan``);
     the input gates (and the raw image's and condition's terms) stay in Python, batched."""
