@@ -93,8 +93,15 @@ def row_lstm_body(stepper: RowLSTMStepper):
     return mod.RowLSTMBody(
         *_maps(convs), [c.buf for c in convs], convs[0].pad,
         stepper.gates_ss, stepper.h, stepper.c, stepper.c_prev, *_wiring(stepper),
-        _terms(stepper),
+        _terms(stepper), [_state_taps(w) for w in stepper.state_to_state],
     )  # fmt: skip
+
+
+def _state_taps(w: torch.Tensor) -> torch.Tensor:
+    """``K_ss`` ``(4h, h, k)`` as ``(k * h, 4h)``: row ``t * h + j`` is tap ``t`` of state
+    map ``j``, the order of the row's im2col in ``RowLSTMBody::start_row``."""
+    four_h, h, k = w.shape
+    return w.detach().permute(2, 1, 0).reshape(k * h, four_h).contiguous()
 
 
 def diagonal_body(stepper: DiagonalBiLSTMStepper):

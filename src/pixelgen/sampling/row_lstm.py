@@ -42,6 +42,9 @@ class RowLSTMStepper(RecurrentStepper):
         self.native = row_lstm_body(self)  # None: the Python layer_step below
 
     def body_row(self, i: int) -> None:
+        if self.native is not None:
+            self.native.start_row(i)
+            return
         for l, k_ss in enumerate(self.state_to_state):
             h_prev = self.h[l].transpose(1, 2)  # (B, h, W); zeros above row 0
             ss = F.conv1d(h_prev, k_ss, padding=k_ss.shape[-1] // 2)  # (B, 4h, W)

@@ -22,6 +22,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/from_blob.h>
@@ -448,10 +449,10 @@ class RowLSTMBody : public Body {
   RowLSTMBody(const Tensors& in_wt, const Tensors& in_b, const Tensors& bufs, int64_t pad,
               const Tensors& gates_ss, const Tensors& h, const Tensors& c, const Tensors& c_prev,
               const Tensors& res_wt, const Tensors& res_b, const Tensors& skip_wt,
-              const Tensors& skip_b, bool residual, const Tensors& terms)
+              const Tensors& skip_b, bool residual, const Tensors& terms, const Tensors& taps_t)
       : Body(static_cast<int64_t>(bufs.size()), bufs[0].size(0), bufs[0].size(3),
              in_wt[0].options(), terms),
-        gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev),
+        gates_ss_(gates_ss), h_(h), c_(c), c_prev_(c_prev), taps_t_(taps_t),
         wiring_{affines(res_wt, res_b), affines(skip_wt, skip_b), residual},
         out_(at::zeros_like(streams_[0])) {
     const auto in = affines(in_wt, in_b);
@@ -462,6 +463,15 @@ class RowLSTMBody : public Body {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "row_lstm_step",
                                [&] { run_as<scalar_t>(i, j, s); });
     return wiring_.skips.empty() ? last_ : out_;
+  }
+
+  // What row i needs before its first pixel (sampling/row_lstm.py body_row), every layer:
+  // the state-to-state gates K_ss * h_{i-1} of the whole row, as one product of the row's
+  // im2col (B * W, k * h) with the taps (k * h, 4h); the row's cell states become the
+  // previous ones; the row states and (below row 0) the input windows start at zero.
+  void start_row(int64_t i) const {
+    AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "row_lstm_row",
+                               [&] { start_row_as<scalar_t>(i); });
   }
 
  private:
@@ -493,8 +503,35 @@ class RowLSTMBody : public Body {
     }
   }
 
+  template <typename T>
+  void start_row_as(int64_t i) const {
+    std::vector<T> col;
+    for (size_t l = 0; l < in_.size(); ++l) {
+      const at::Tensor& h = h_[l];  // (B, W, h), row i - 1's states (zeros above row 0)
+      const int64_t batch = h.size(0), width = h.size(1), hid = h.size(2);
+      const int64_t k = taps_t_[l].size(0) / hid, p = k / 2, m = batch * width;
+      col.assign(m * k * hid, T(0));
+      const T* hs = h.data_ptr<T>();
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t w = 0; w < width; ++w)
+          for (int64_t t = 0; t < k; ++t) {  // tap t reads column w + t - p
+            const int64_t src = w + t - p;
+            if (src < 0 || src >= width) continue;
+            std::memcpy(col.data() + ((b * width + w) * k + t) * hid,
+                        hs + (b * width + src) * hid, sizeof(T) * hid);
+          }
+      at::Tensor ss = gates_ss_[l].view({m, -1});
+      at::mm_out(ss, rows_view(static_cast<const T*>(col.data()), m, k * hid, k * hid),
+                 taps_t_[l]);
+      c_prev_[l].copy_(c_[l]);
+      h_[l].zero_();
+      c_[l].zero_();
+      if (i > 0) in_[l].buf.zero_();  // one-row windows: the new row starts empty
+    }
+  }
+
   std::vector<Window> in_;
-  Tensors gates_ss_, h_, c_, c_prev_;
+  Tensors gates_ss_, h_, c_, c_prev_, taps_t_;
   Wiring wiring_;
   at::Tensor out_;  // (B, F): the skip sum at the current pixel
 };
@@ -935,7 +972,9 @@ void add_steppers(pybind11::module_& m) {
   py::class_<RowLSTMBody, Body>(m, "RowLSTMBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
                     const Tensors&, const Tensors&, const Tensors&, const Tensors&,
-                    const Tensors&, const Tensors&, const Tensors&, bool, const Tensors&>());
+                    const Tensors&, const Tensors&, const Tensors&, bool, const Tensors&,
+                    const Tensors&>())
+      .def("start_row", &RowLSTMBody::start_row);
   py::class_<DiagonalBody, Body>(m, "DiagonalBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, at::Tensor, at::Tensor,
                     at::Tensor, at::Tensor, at::Tensor, const Tensors&, const Tensors&,
