@@ -85,7 +85,9 @@ class GatedPixelCNNStepper(CachedStepper):
         super().start_row(x, i)
 
     def body_row(self, i: int) -> None:
-        if i > 0:
+        if self.native is not None:  # the same windows, moved on in one call
+            self.native.start_row(i)
+        elif i > 0:
             for conv in self.horizontal:
                 conv.next_row()
 

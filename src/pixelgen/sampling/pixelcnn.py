@@ -34,7 +34,9 @@ class PixelCNNStepper(CachedStepper):
         self.native = pixelcnn_body(self)  # None: the Python body below
 
     def body_row(self, i: int) -> None:
-        if i > 0:
+        if self.native is not None:  # the same windows, moved on in one call
+            self.native.start_row(i)
+        elif i > 0:
             for _, conv, _ in self.blocks:
                 conv.next_row()
 

@@ -289,6 +289,20 @@ struct Window {
   }
 };
 
+// A window buffer (B, rows, W + 2 pad, I) moved on to a new current row, as
+// sampling/cache.py WindowConv.next_row: the oldest row dropped, the new one zero.
+inline void next_window_row(const at::Tensor& buf) {
+  AT_DISPATCH_FLOATING_TYPES(buf.scalar_type(), "next_window_row", [&] {
+    const int64_t batch = buf.size(0), rows = buf.size(1), row = buf.size(2) * buf.size(3);
+    scalar_t* data = buf.data_ptr<scalar_t>();
+    for (int64_t b = 0; b < batch; ++b) {
+      scalar_t* image = data + b * rows * row;
+      std::memmove(image, image + row, sizeof(scalar_t) * (rows - 1) * row);
+      std::fill(image + (rows - 1) * row, image + rows * row, scalar_t(0));
+    }
+  });
+}
+
 // The residual and skip wiring of a PixelRNN body (models/base.py RecurrentPixelModel):
 // layer l's output y (B, h) feeds the skip sum `out` and, but for the last layer, the next
 // layer's input x_next = [x +] res(y) (else x_next = x). Only the feature maps of `s`.
@@ -406,6 +420,12 @@ class PixelCNNBody : public Body {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "pixelcnn_step",
                                [&] { run_as<scalar_t>(i, j, s); });
     return last_;
+  }
+
+  // Row i's start (sampling/pixelcnn.py body_row): every window moves on a row.
+  void start_row(int64_t i) const {
+    if (i > 0)
+      for (const Window& w : conv_) next_window_row(w.buf);
   }
 
  private:
@@ -526,7 +546,7 @@ class RowLSTMBody : public Body {
       c_prev_[l].copy_(c_[l]);
       h_[l].zero_();
       c_[l].zero_();
-      if (i > 0) in_[l].buf.zero_();  // one-row windows: the new row starts empty
+      if (i > 0) next_window_row(in_[l].buf);
     }
   }
 
@@ -637,6 +657,12 @@ class GatedBody : public Body {
     AT_DISPATCH_FLOATING_TYPES(streams_.scalar_type(), "gated_step",
                                [&] { run_as<scalar_t>(i, j, s); });
     return wiring_.skips.empty() ? last_ : out_;
+  }
+
+  // Row i's start (sampling/gated_pixelcnn.py body_row): every window moves on a row.
+  void start_row(int64_t i) const {
+    if (i > 0)
+      for (const Window& w : in_) next_window_row(w.buf);
   }
 
  private:
@@ -968,7 +994,8 @@ void add_steppers(pybind11::module_& m) {
   py::class_<PixelCNNBody, Body>(m, "PixelCNNBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, const Tensors&,
                     const Tensors&, int64_t, int64_t, const Tensors&, const Tensors&, bool,
-                    const Tensors&>());
+                    const Tensors&>())
+      .def("start_row", &PixelCNNBody::start_row);
   py::class_<RowLSTMBody, Body>(m, "RowLSTMBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
                     const Tensors&, const Tensors&, const Tensors&, const Tensors&,
@@ -982,7 +1009,8 @@ void add_steppers(pybind11::module_& m) {
   py::class_<GatedBody, Body>(m, "GatedBody")
       .def(py::init<const Tensors&, const Tensors&, const Tensors&, int64_t, const Tensors&,
                     const Tensors&, const Tensors&, const Tensors&, const Tensors&, bool,
-                    const Tensors&>());
+                    const Tensors&>())
+      .def("start_row", &GatedBody::start_row);
   py::class_<VerticalStack>(m, "VerticalStack")
       .def(py::init<const Tensors&, const Tensors&, const std::vector<int64_t>&,
                     const std::vector<int64_t>&, const Tensors&, const Tensors&,
