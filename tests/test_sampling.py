@@ -56,6 +56,18 @@ def test_fast_equals_naive_and_logits_are_exact(name, channels, variant, scan_pa
     assert len(fast.unique()) > 1
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_fast_equals_naive_on_one_pixel_wide_or_high_images(name, scan_path):
+    """Degenerate rows and columns: one column (windows and row scans wider than the
+    image), one row (nothing above), 1 and 9 images (the native loops and tiles)."""
+    model = tiny_model(name, channels=3, levels=4, hidden=6, layers=2, seed=2)
+    for batch, size in ((1, (4, 1)), (9, (1, 4)), (9, (3, 1))):
+        steps, hook = recorder()
+        fast = sample(model, batch, size, generator=gen(5), on_logits=hook)
+        assert torch.equal(fast, sample(model, batch, size, generator=gen(5), method="naive"))
+        assert_steps_match_forward(model, fast, steps)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("kw", [{}, VARIANTS["diagonal_bilstm"]])
 def test_diagonal_bilstm_complete_context_fast_equals_naive(channels, kw):
