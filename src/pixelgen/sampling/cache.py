@@ -151,13 +151,20 @@ class CachedStepper(Stepper):
     #: The native body (``native_body.py``), set by a subclass where it applies.
     native = None
 
+    #: Whether the native raster moves the input window on at each row (``fused_rows``).
+    input_in_raster = False
+
     def fused_rows(self):
         """Whole rows in one native call (``native_body.raster``: input layer, body, head
-        and draws), or None: the driver then steps through ``logits``."""
-        return raster(self) if self.native is not None else None
+        and draws), or None: the driver then steps through ``logits``. The raster also
+        moves the input window on to each new row, so ``start_row`` leaves it alone."""
+        if self.native is None:
+            return None
+        self.input_in_raster = True
+        return raster(self)
 
     def start_row(self, x: torch.Tensor, i: int) -> None:
-        if i > 0:
+        if i > 0 and not self.input_in_raster:
             prev = self.model.scale(x[:, :, i - 1]).transpose(1, 2)  # (B, W, C)
             self.input.put_span(-1, 0, prev)
             self.input.next_row()

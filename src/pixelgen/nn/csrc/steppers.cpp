@@ -879,7 +879,8 @@ class RightScan {
 // native body): per pixel and colour, the 7x7 mask-A input layer on the scaled image, the
 // body, the output head for that colour, and the draw by inverse CDF in double
 // (sampling/draw.py), writing each drawn value into x unless it is known. The Python
-// stepper's start_row has run for the row (the windows and row states are ready).
+// stepper's start_row has run for the row (the body's windows and row states are ready);
+// the input window moves on here, as it reads the image this call writes.
 // Each step computes the colour groups not yet computed at the pixel, up to its own (see
 // Span): its own group when every colour is stepped, all of them at a pixel whose only
 // step is the last colour's (a known pixel, whose maps later pixels still read).
@@ -928,6 +929,15 @@ class Raster {
     T* f = body_->input().data_ptr<T>();  // (B, F)
     std::vector<T> hbuf(batch * hid), tmp;  // the head's hidden maps at the current pixel
     std::vector<double> cdf(levels_);
+    if (i > 0) {  // row i - 1 is final: the whole of it into the window, which moves on
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t jj = 0; jj < width; ++jj) {
+          T* dst = buf.data_ptr<T>() + ((b * rows + rows - 1) * bw + jj + input_.pad) * colours;
+          for (int64_t q = 0; q < colours; ++q)
+            dst[q] = T(xs[b * image + q * plane + (i - 1) * width + jj]) * scale - T(1);
+        }
+      next_window_row(buf);
+    }
     for (int64_t j = 0; j < width; ++j) {
       int64_t next = 0;  // the first colour group not yet computed at (i, j)
       for (int64_t c = 0; c < colours; ++c) {
