@@ -8,9 +8,10 @@ pads them), and each layer's 1x1 link of its pre-activation is kept for row ``i 
 (at row 0 the link reads zeros: its bias). The horizontal stack at pixel ``(i, j)`` is
 one position of each ``1 x (n//2 + 1)`` mask-B convolution (``WindowConv``, the current
 row's left columns cached) plus the cached link, then the 1x1 residual and skip
-projections as matmuls; where the extension is built, the horizontal stack runs natively
-(``native_body.gated_body``, ``GatedBody`` in ``nn/csrc/steppers.cpp``), reading the same
-windows and link rows, which are therefore updated in place.
+projections as matmuls. Where the extension is built both stacks run natively: the
+vertical one once per finished row (``native_body.vertical_stack``, which writes the link
+rows in place) and the horizontal one at each pixel (``native_body.gated_body``, which
+reads them and the same windows).
 """
 
 from __future__ import annotations

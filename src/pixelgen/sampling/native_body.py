@@ -8,9 +8,9 @@ stepper then runs its Python body, which computes the same values:
   (``native.usable``).
 
 A conditional model's body reads its layers' condition terms (``CondTerms``, views that
-broadcast a class over the image) at each pixel; the Python stepper keeps the terms of
-what it computes once per row (the Diagonal BiLSTM's right-to-left scan, the Gated
-PixelCNN's vertical stack).
+broadcast a class over the image) at each pixel, and the Gated PixelCNN's vertical stack
+its vertical terms once per row; the Diagonal BiLSTM's right-to-left terms are added in
+Python to the input gates its row scan reads.
 
 The native body shares the Python stepper's caches (the ``WindowConv`` buffers, the row
 states), which the stepper updates in place once per row; the weights are read here once,
@@ -143,7 +143,7 @@ def right_scan(stepper: DiagonalBiLSTMStepper):
 
 
 def gated_body(stepper: GatedPixelCNNStepper):
-    """The horizontal stack; the vertical stack and its links stay in Python, once per row."""
+    """The horizontal stack at each pixel; it reads the link rows ``vertical_stack`` writes."""
     mod = _applies(stepper)
     if mod is None:
         return None

@@ -303,6 +303,36 @@ inline void next_window_row(const at::Tensor& buf) {
   });
 }
 
+// A conditional model's term t at (i, j) (sampling/cache.py CondTerms: a view (B, H, W, w), a
+// class's broadcast over H and W with zero strides), added to the columns [c0, c1) + n *
+// step, n < blocks, of y (B rows every ys values).
+template <typename T>
+void add_cond_term(const at::Tensor& t, int64_t i, int64_t j, T* y, int64_t ys, int64_t batch,
+                   int64_t c0, int64_t c1, int64_t blocks = 1, int64_t step = 0) {
+  const T* here = t.data_ptr<T>() + i * t.stride(1) + j * t.stride(2);
+  const int64_t sb = t.stride(0), sq = t.stride(3);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t n = 0; n < blocks; ++n)
+      for (int64_t p = c0 + n * step; p < c1 + n * step; ++p)
+        y[b * ys + p] += here[b * sb + p * sq];
+}
+
+// The gate of a Gated PixelCNN layer for units [u0, u1) of `rows` rows: a (rows, 2h) holds
+// the pre-activations [f, g] and y (rows every ys values) gets tanh f * sigmoid g, tanh as
+// 2 sigmoid(2 f) - 1 so that both halves take one vectorized sigmoid (a is overwritten).
+template <typename T>
+void gated(T* a, int64_t rows, int64_t h, int64_t u0, int64_t u1, T* y, int64_t ys) {
+  const int64_t n = u1 - u0;
+  if (n <= 0) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t p = u0; p < u1; ++p) a[r * 2 * h + p] *= T(2);
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::from_blob(a + u0, {rows, 2, n}, {2 * h, h, 1}, options).sigmoid_();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t p = u0; p < u1; ++p)
+      y[r * ys + p] = (T(2) * a[r * 2 * h + p] - T(1)) * a[r * 2 * h + h + p];
+}
+
 // The residual and skip wiring of a PixelRNN body (models/base.py RecurrentPixelModel):
 // layer l's output y (B, h) feeds the skip sum `out` and, but for the last layer, the next
 // layer's input x_next = [x +] res(y) (else x_next = x). Only the feature maps of `s`.
@@ -378,20 +408,11 @@ class Body {
     return streams_.data_ptr<T>() + l * streams_.size(1) * streams_.size(2);
   }
 
-  // A conditional model's term of layer l at (i, j) (sampling/cache.py CondTerms: a view
-  // (B, H, W, w), a class's broadcast over H and W with zero strides), added to the
-  // columns [c0, c1) + n * step, n < blocks, of y (B rows every ys values).
+  // Layer l's condition term at (i, j), where the model is conditional (add_cond_term).
   template <typename T>
   void add_term(int64_t l, int64_t i, int64_t j, T* y, int64_t ys, int64_t batch, int64_t c0,
                 int64_t c1, int64_t blocks = 1, int64_t step = 0) const {
-    if (terms_.empty()) return;
-    const at::Tensor& t = terms_[l];
-    const T* here = t.data_ptr<T>() + i * t.stride(1) + j * t.stride(2);
-    const int64_t sb = t.stride(0), sq = t.stride(3);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t n = 0; n < blocks; ++n)
-        for (int64_t p = c0 + n * step; p < c1 + n * step; ++p)
-          y[b * ys + p] += here[b * sb + p * sq];
+    if (!terms_.empty()) add_cond_term(terms_[l], i, j, y, ys, batch, c0, c1, blocks, step);
   }
 
   at::Tensor streams_, input_, last_;
@@ -669,37 +690,26 @@ class GatedBody : public Body {
   template <typename T>
   void run_as(int64_t i, int64_t j, const Span& s) const {
     const int64_t batch = streams_.size(1), feat = streams_.size(2), width = links_[0].size(1);
-    const int64_t hid = ys_.size(2), u0 = s.lo(hid), u1 = s.hi(hid), n = u1 - u0;
+    const int64_t hid = ys_.size(2), u0 = s.lo(hid), u1 = s.hi(hid);
     std::vector<T> a(batch * 2 * hid), tmp, tmp2;
     T* out = out_.data_ptr<T>();
     wiring_.start(out, batch, feat, s);
-    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
     for (size_t l = 0; l < in_.size(); ++l) {
       const T* x = stream<T>(l);
       const Window& w = in_[l];
       w.put(j, x, feat, s.lo(feat), s.hi(feat));
       w.apply(j, a.data(), tmp, u0, u1, s.hi(feat), 2, hid);
       T* y = ys_.data_ptr<T>() + static_cast<int64_t>(l) * batch * hid;  // (B, h): see ys_
-      if (n > 0) {
-        for (int64_t b = 0; b < batch; ++b) {
-          T* ab = a.data() + b * 2 * hid;
-          const T* link = links_[l].data_ptr<T>() + (b * width + j) * 2 * hid;
-          for (int64_t p = u0; p < u1; ++p) {
-            ab[p] += link[p];
-            ab[hid + p] += link[hid + p];
-          }
+      for (int64_t b = 0; b < batch; ++b) {
+        T* ab = a.data() + b * 2 * hid;
+        const T* link = links_[l].data_ptr<T>() + (b * width + j) * 2 * hid;
+        for (int64_t p = u0; p < u1; ++p) {
+          ab[p] += link[p];
+          ab[hid + p] += link[hid + p];
         }
-        add_term(static_cast<int64_t>(l), i, j, a.data(), 2 * hid, batch, u0, u1, 2, hid);
-        for (int64_t b = 0; b < batch; ++b)  // tanh f = 2 sigmoid(2 f) - 1
-          for (int64_t p = u0; p < u1; ++p) a[b * 2 * hid + p] *= T(2);
-        // Both halves' sigmoids in one vectorized call (a scalar exp loop is slow).
-        at::from_blob(a.data() + u0, {batch, 2, n}, {2 * hid, hid, 1}, options).sigmoid_();
-        for (int64_t b = 0; b < batch; ++b)
-          for (int64_t p = u0; p < u1; ++p) {
-            const T* ab = a.data() + b * 2 * hid;
-            y[b * hid + p] = (T(2) * ab[p] - T(1)) * ab[hid + p];
-          }
       }
+      add_term(static_cast<int64_t>(l), i, j, a.data(), 2 * hid, batch, u0, u1, 2, hid);
+      gated(a.data(), batch, hid, u0, u1, y, hid);
       wiring_.after(static_cast<int64_t>(l), static_cast<const T*>(y), hid, x,
                     stream<T>(l + 1), out, batch, feat, s, tmp, tmp2);
     }
@@ -760,23 +770,13 @@ class VerticalStack {
         continue;
       }
       const int64_t two_h = conv_[l].out(), hid = two_h / 2, k = l - 1;
-      if (!terms_.empty()) {
-        const at::Tensor& t = terms_[k];
-        const T* here = t.data_ptr<T>() + i_prev * t.stride(1);
-        for (int64_t b = 0; b < batch; ++b)
-          for (int64_t w = 0; w < width; ++w)
-            for (int64_t q = 0; q < two_h; ++q)
-              pre[(b * width + w) * two_h + q] +=
-                  here[b * t.stride(0) + w * t.stride(2) + q * t.stride(3)];
-      }
+      if (!terms_.empty())  // column w: its B rows every W * 2h values
+        for (int64_t w = 0; w < width; ++w)
+          add_cond_term(terms_[k], i_prev, w, pre.data() + w * two_h, width * two_h, batch, 0,
+                        two_h);
       affine_rows(link_[k], static_cast<const T*>(pre.data()), m, links_[k].data_ptr<T>());
-      v.resize(m * hid);  // the gate, tanh f * sigmoid g, as 2 sigmoid(2 f) - 1 times sigmoid g
-      for (int64_t p = 0; p < m; ++p)
-        for (int64_t q = 0; q < hid; ++q) pre[p * two_h + q] *= T(2);
-      rows_view(pre.data(), m, two_h, two_h).sigmoid_();
-      for (int64_t p = 0; p < m; ++p)
-        for (int64_t q = 0; q < hid; ++q)
-          v[p * hid + q] = (T(2) * pre[p * two_h + q] - T(1)) * pre[p * two_h + hid + q];
+      v.resize(m * hid);
+      gated(pre.data(), m, hid, 0, hid, v.data(), hid);
     }
   }
 
@@ -787,13 +787,10 @@ class VerticalStack {
     const int64_t batch = buf.size(0), rows = buf.size(1), bw = buf.size(2), in = buf.size(3);
     const int64_t kw = kw_[l], pad = kw / 2, width = bw - 2 * pad, span = kw * in;
     T* data = buf.data_ptr<T>();
-    for (int64_t b = 0; b < batch; ++b) {  // drop the oldest row, the new one at the bottom
-      T* image = data + b * rows * bw * in;
-      std::memmove(image, image + bw * in, sizeof(T) * (rows - 1) * bw * in);
-      T* last = image + (rows - 1) * bw * in;
-      std::fill(last, last + bw * in, T(0));
-      std::memcpy(last + pad * in, x + b * width * in, sizeof(T) * width * in);
-    }
+    next_window_row(buf);  // the oldest row dropped; the new one, at the bottom:
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(data + ((b * rows + rows - 1) * bw + pad) * in, x + b * width * in,
+                  sizeof(T) * width * in);
     const int64_t k = rows * span;  // the window in (rows, kw, I) order, as the weight
     col.resize(batch * width * k);
     for (int64_t b = 0; b < batch; ++b)
