@@ -36,24 +36,22 @@ HERE = Path(__file__).resolve().parent
 BATCH, SIDE, STEPS = 16, 28, 4
 
 
-def peer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
-    loss = F.binary_cross_entropy_with_logits(model(x), x)  # (B, 1, H, W) logits
+# The NLL of each model's logits: the peer's Bernoulli logit (B, 1, H, W) against float
+# images, pixelgen's 2-way softmax (B, 2, 1, H, W) against the integer ones.
+PEER_NLL, OUR_NLL = F.binary_cross_entropy_with_logits, F.cross_entropy
+
+
+def train_step(nll, model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
+    loss = nll(model(x), x)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
-def our_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
-    loss = F.cross_entropy(model(x), x)  # (B, 2, 1, H, W) logits
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def seconds_per_step(step, model, opt, x) -> float:
+def seconds_per_step(nll, model, opt, x) -> float:
     t = time.perf_counter()
     for _ in range(STEPS):
-        step(model, opt, x)
+        train_step(nll, model, opt, x)
     return (time.perf_counter() - t) / STEPS
 
 
@@ -65,9 +63,9 @@ def measure(peer_root: Path, threads: int, rounds: int) -> dict:
     ours = pixelgen.create_model("pixelcnn", channels=1, levels=2, hidden=16, layers=15)
     images = torch.randint(0, 2, (BATCH, 1, SIDE, SIDE))
     runs = {
-        "peer": (peer_step, peer, images.float()),
-        "pixelgen": (our_step, ours, images),
-        "pixelgen_as_trained": (our_step, copy.deepcopy(ours), images),
+        "peer": (PEER_NLL, peer, images.float()),
+        "pixelgen": (OUR_NLL, ours, images),
+        "pixelgen_as_trained": (OUR_NLL, copy.deepcopy(ours), images),
     }
     opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, (_, m, _) in runs.items()}
     recipe = load_recipe("mnist_pixelcnn", ["train.optimizer=adam", "train.lr=1e-3"])
@@ -75,11 +73,11 @@ def measure(peer_root: Path, threads: int, rounds: int) -> dict:
         recipe, runs["pixelgen_as_trained"][1].parameters()
     )
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for k, (step, model, x) in runs.items():  # warm-up: first-call allocations, kernels
-        step(model, opts[k], x)
+    for k, (nll, model, x) in runs.items():  # warm-up: first-call allocations, kernels
+        train_step(nll, model, opts[k], x)
     for _ in range(rounds):
-        for k, (step, model, x) in runs.items():
-            times[k].append(seconds_per_step(step, model, opts[k], x))
+        for k, (nll, model, x) in runs.items():
+            times[k].append(seconds_per_step(nll, model, opts[k], x))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "threads": threads,
