@@ -1,9 +1,9 @@
 """Exact resume beyond the easy case: Adam with warm-up and a cosine rate, RMSProp with an
 exponential rate, an ``epochs:`` recipe stopped inside its second epoch with dynamic
-binarization, and gradient accumulation. A run stopped (or killed) at step 5 and resumed
-ends with the uninterrupted run's weights, optimizer state and metrics, step for step.
-The slow tests kill a real training process with SIGKILL at 20 random instants, and
-again in the middle of checkpoint writes."""
+binarization, gradient accumulation, and a moving average of the weights. A run stopped
+(or killed) at step 5 and resumed ends with the uninterrupted run's weights, optimizer
+state and metrics, step for step. The slow tests kill a real training process with
+SIGKILL at 20 random instants, and again in the middle of checkpoint writes."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ CASES = {
     "epochs-dynamic-binarization": [*SMALL, "data.binarize=dynamic", "train.epochs=4",
                                     "train.optimizer=adam", "train.schedule=cosine"],
     "accumulate": ["train.accumulate=2", "train.optimizer=adam", "train.max_steps=9"],
+    "weight-average": ["train.ema=0.9", "train.optimizer=adam", "train.max_steps=9"],
 }  # fmt: skip
 
 
@@ -65,6 +66,9 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert ca.step == cb.step
     for k in ca.weights:
         assert torch.equal(ca.weights[k], cb.weights[k]), k
+    assert ca.state.get("average") == cb.state.get("average")
+    for k, v in ca.state.get("train_weights", {}).items():  # with an average, the trained ones
+        assert torch.equal(v, cb.state["train_weights"][k]), k
     sa, sb = ca.state["optimizer"]["state"], cb.state["optimizer"]["state"]
     for i in sa:
         for k, v in sa[i].items():

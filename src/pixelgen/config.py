@@ -109,6 +109,9 @@ class TrainConfig:
     warmup_steps: Int(ge=0) = 0
     lr_decay: Float(gt=0, le=1) = 0.9999  # per-step factor, used by "exponential"
     grad_clip: Float(gt=0) | None = 1.0  # None = no clipping
+    # Decay of the weights' moving average, which validation, best.pt and every command
+    # that loads the run use (train/average.py); None = the trained weights themselves.
+    ema: Float(gt=0, lt=1) | None = None
     seed: Int(ge=0) = 0
     checkpoint_every: Int(ge=1) = 500
     eval_every: Int(ge=1) = 500

@@ -75,7 +75,7 @@ def validate(s: Session) -> bool:
     new best, draws a sample grid and redraws the curve. Returns whether it was a best."""
     t = s.recipe.train
     res = evaluate(
-        s.model,
+        s.scored_model,
         s.valid_set,
         batch_size=s.recipe.eval.batch_size,
         max_images=t.eval_max_images,
@@ -91,6 +91,8 @@ def validate(s: Session) -> bool:
         "bits_per_dim": res.bits_per_dim,
         "num_images": res.num_images,
     }
+    if s.average is not None:
+        record["weights"] = "average"
     if res.parts is not None:  # a model of parts (multiscale): each part's NLL in nats
         record["parts"] = {k: v["nll_nats"] for k, v in res.parts.items()}
     metrics.append(s.run_dir, record)
@@ -105,7 +107,7 @@ def validate(s: Session) -> bool:
 
 def sample_grid(s: Session) -> None:
     """A small grid of samples at validation time (its own RNG: training is unaffected)."""
-    model, data, cfg = s.model, s.train_set, s.recipe.sample
+    model, data, cfg = s.scored_model, s.train_set, s.recipe.sample
     if not hasattr(model, "sample"):
         return
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -130,20 +132,25 @@ def sample_grid(s: Session) -> None:
 
 def _checkpoint(s: Session) -> ck.Checkpoint:
     epoch, index = divmod(s.step, s.per_epoch)
+    state = {
+        "optimizer": s.opt.state_dict(),
+        "scheduler": s.sched.state_dict(),
+        "scaler": s.scaler.state_dict(),
+        "rng": ck.rng_state(),
+        "best_valid_nll": s.best,
+        "data_position": {"epoch": epoch, "index": index},
+        "world_size": s.dist.world_size,
+    }
+    if s.average is not None:
+        # The weights every command loads are the average; --resume needs the trained ones.
+        state["train_weights"] = s.model.state_dict()
+        state["average"] = s.average.state()
     return ck.Checkpoint(
         model_name=s.recipe.model.name,
         hparams=dict(s.model.hparams),
-        weights=s.model.state_dict(),
+        weights=s.scored_model.state_dict(),
         recipe=recipe_to_dict(s.recipe),
         data=s.train_set.info(),
         step=s.step,
-        state={
-            "optimizer": s.opt.state_dict(),
-            "scheduler": s.sched.state_dict(),
-            "scaler": s.scaler.state_dict(),
-            "rng": ck.rng_state(),
-            "best_valid_nll": s.best,
-            "data_position": {"epoch": epoch, "index": index},
-            "world_size": s.dist.world_size,
-        },
+        state=state,
     )

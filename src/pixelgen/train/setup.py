@@ -25,6 +25,7 @@ from ..evaluate import check_compatible
 from ..io import atomic_write
 from ..registry import create_model
 from . import metrics
+from .average import WeightAverage
 from .lock import RunLock
 from .signals import StopSignals
 
@@ -54,6 +55,13 @@ class Session:
     signals: StopSignals = field(default_factory=StopSignals)
     lock: RunLock | None = None  # rank 0's hold on the run directory
     condition: conditioning.ConditionInfo | None = None  # None: an unconditional model
+    average: WeightAverage | None = None  # the weights' moving average (train.ema)
+
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """The weights validation scores and checkpoints keep: the moving average where
+        the recipe sets ``train.ema``, else the trained model."""
+        return self.model if self.average is None else self.average.module
 
     @property
     def last_path(self) -> Path:
@@ -144,6 +152,8 @@ def _build(recipe, where, resume_from, dist, device, autocast, owns_group) -> Se
     )  # fmt: skip
     if resume_from is not None:
         _restore(s, resume_from)
+    if t.ema is not None and s.average is None:  # a new average, or one turned on at resume
+        s.average = WeightAverage(model, t.ema)
     s.net = _wrap(s)
     return s
 
@@ -282,8 +292,12 @@ def _restore(s: Session, ckpt: ck.Checkpoint) -> None:
             f"--resume: the run's model has {said(saved_condition)} ({ckpt.path}) but the "
             f"data set now has {said(s.condition)}; start a new run for the new classes"
         )
-    s.model.load_state_dict(ckpt.weights)
     st = ckpt.state
+    # With an average, the checkpoint's weights are the average and the trained ones
+    # travel in the training state.
+    s.model.load_state_dict(st.get("train_weights", ckpt.weights))
+    if s.recipe.train.ema is not None and "average" in st:
+        s.average = WeightAverage.restored(s.model, ckpt.weights, st["average"], s.recipe.train.ema)
     # This process's implementation, not the saved run's, and set before loading: torch
     # places each moment's step counter by the loaded groups' flags (on the parameter's
     # device for the fused kernel, on the CPU otherwise).
@@ -335,6 +349,11 @@ def _announce(s: Session, log) -> None:
         log(
             f"resuming from {s.resumed_from}: step {s.step} of {s.total}, {seen:,} images "
             f"seen (epoch {s.step // s.per_epoch + 1})"
+        )
+    if s.average is not None:
+        log(
+            f"weights: moving average, decay {s.average.decay} ({s.average.count:,} updates "
+            "so far); validation and checkpoints use it"
         )
 
 

@@ -75,5 +75,7 @@ def train_step(s: Session, batch: torch.Tensor | tuple[torch.Tensor, torch.Tenso
             # on purpose, so that a skipped step does not shift the schedule.
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             s.sched.step()
+        if s.average is not None:
+            s.average.update(s.model)
         s.step += 1
     return mean_nll.item()
