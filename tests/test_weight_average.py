@@ -103,3 +103,17 @@ def test_a_decay_outside_0_to_1_is_a_one_line_error(decay):
     with pytest.raises(ConfigError, match="train.ema") as exc:
         load_recipe("quick_pixelcnn", [f"train.ema={decay}"])
     assert "\n" not in str(exc.value)
+
+
+def test_a_step_the_fp16_scaler_skips_leaves_the_average_as_it_was(tmp_path):
+    s = session(tmp_path, "train.ema=0.9", "train.max_steps=20", "train.precision=fp16",
+                "train.device=cpu")  # fmt: skip
+    s.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # fp16 gradients overflow
+    before = params(s.model)
+    train_step(s, next_batch(s))
+    assert s.scaler.get_scale() < 2.0**40  # skipped: the weights did not move ...
+    assert all(torch.equal(a, b) for a, b in zip(params(s.model), before, strict=True))
+    assert s.average.count == 0  # ... and the average did not count it
+    s.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    train_step(s, next_batch(s))
+    assert s.average.count == 1
