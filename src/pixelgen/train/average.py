@@ -9,7 +9,9 @@ average ``a`` and the weights ``w``::
 
 where ``n`` counts the updates since the average began. The warm-up ``d_n`` keeps the
 first steps from leaning on the weights the average started from (the initial ones, or
-those of the step where a resumed run turned it on).
+those of the step where a resumed run turned it on). It lasts about ``9 / (1 - decay)``
+updates (9,000 for 0.999); until then the average spans roughly the last ``n / 9`` steps,
+whatever the decay.
 
 The average is a second copy of the model, never trained: validation scores it, ``best.pt``
 and ``last.pt`` store it as the checkpoint's weights (so ``eval``, ``sample``, ``complete``
