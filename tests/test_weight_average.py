@@ -117,3 +117,20 @@ def test_a_step_the_fp16_scaler_skips_leaves_the_average_as_it_was(tmp_path):
     s.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
     train_step(s, next_batch(s))
     assert s.average.count == 1
+
+
+def test_the_run_says_it_keeps_an_average_and_since_when(tmp_path):
+    def said(*sets, resume=False) -> str:
+        lines = []
+        recipe = load_recipe("quick_pixelcnn", [*TINY, *sets])
+        s = setup(recipe, run_dir=tmp_path / "run", resume=resume, log=lines.append)
+        s.lock.release()
+        return next((ln for ln in lines if ln.startswith("weights:")), "")
+
+    assert said("train.ema=0.9", "train.max_steps=3") == (
+        "weights: moving average (decay 0.9); validation and checkpoints use it"
+    )
+    train(load_recipe("quick_pixelcnn", [*TINY, "train.max_steps=3"]), run_dir=tmp_path / "run",
+          **QUIET)  # fmt: skip
+    assert "(decay 0.9, from this step)" in said("train.ema=0.9", "train.max_steps=6", resume=True)
+    assert said("train.max_steps=6", resume=True) == ""

@@ -351,9 +351,11 @@ def _announce(s: Session, log) -> None:
             f"seen (epoch {s.step // s.per_epoch + 1})"
         )
     if s.average is not None:
+        n = s.average.count
+        since = f", {n:,} updates so far" if n else (", from this step" if s.step else "")
         log(
-            f"weights: moving average, decay {s.average.decay} ({s.average.count:,} updates "
-            "so far); validation and checkpoints use it"
+            f"weights: moving average (decay {s.average.decay}{since}); validation and "
+            "checkpoints use it"
         )
 
 
