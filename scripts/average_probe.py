@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -38,9 +39,22 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--every", type=int, default=1000)
     p.add_argument("--decays", type=float, nargs="+", default=[0.999, 0.9995, 0.9998])
+    p.add_argument(
+        "--cool-down",
+        action="store_true",
+        help="the rate falls from its value at the checkpoint to zero over the probe's steps "
+        "(a half cosine), as at the end of a schedule",
+    )
     args = p.parse_args()
     tune_allocator()
     s = setup(load_recipe(args.recipe, args.sets), run_dir=args.run, resume=True, log=print)
+    if args.cool_down:
+        n = args.steps
+        for group, lr in zip(s.opt.param_groups, s.sched.get_last_lr(), strict=True):
+            group["initial_lr"] = lr  # the new schedule scales the rate it starts from
+        s.sched = torch.optim.lr_scheduler.LambdaLR(
+            s.opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, n) / n))
+        )
     averages = {d: WeightAverage(s.model, d) for d in args.decays}
     t = s.recipe.train
 
@@ -54,7 +68,10 @@ def main() -> None:
         for avg in averages.values():
             avg.update(s.model)
         if i % args.every == 0 or i == args.steps:
-            row = {"steps": i, "step": s.step, "trained": score(s.model)}
+            row = {"steps": i, "step": s.step, "lr": s.sched.get_last_lr()[0]}
+            row["trained"] = score(s.model)
+            if s.average is not None:  # the run's own average, continued (train.ema set)
+                row["run's average"] = score(s.average.module)
             row |= {f"ema {d}": score(avg.module) for d, avg in averages.items()}
             row["seconds"] = round(time.perf_counter() - tic)
             print(json.dumps(row), flush=True)
