@@ -192,6 +192,21 @@ def test_resume_under_torchrun_continues_from_the_checkpoint(runs, tmp_path):
     assert steps == [(2, "train"), (2, "valid"), (4, "train"), (4, "valid")]
 
 
+@pytest.mark.slow
+def test_a_moving_average_under_torchrun_matches_one_process(tmp_path):
+    # the average of 2 processes (one per rank, each updating its own) is the average of
+    # one process with the same global batch; here also across a resume
+    out = tmp_path / "split"
+    train(tiny(2, "train.ema=0.5"), run_dir=out, **QUIET)
+    run(torchrun(*pixelgen_train(out, 4, "train.ema=0.5"), "--resume"))
+    single = train(tiny(4, "train.ema=0.5"), run_dir=tmp_path / "single", **QUIET).run_dir
+    a, b = (ck.load_checkpoint(d / "checkpoints/last.pt") for d in (out, single))
+    assert a.state["average"] == b.state["average"] == {"decay": 0.5, "count": 4}
+    assert_close(a.weights, b.weights)
+    assert_close(a.state["train_weights"], b.state["train_weights"])
+    assert any(not torch.equal(a.weights[k], v) for k, v in a.state["train_weights"].items())
+
+
 def _workers(pid: int) -> dict[str, int]:
     """``{RANK: pid}`` of torchrun's worker processes, from /proc."""
     found = {}
