@@ -156,7 +156,7 @@ def test_curve_is_in_nats_for_two_level_data(trained):
 
 def test_curve_is_in_bits_per_dim_otherwise(tmp_path, monkeypatch):
     rows = [
-        {"step": 100, "split": "train", "nll_nats": 9000.0, "bits_per_dim": 6.0},
+        {"step": 10, "split": "train", "nll_nats": 9000.0, "bits_per_dim": 6.0},
         {"step": 200, "split": "train", "nll_nats": 5000.0, "bits_per_dim": 3.3},
         {"step": 200, "split": "valid", "nll_nats": 5100.0, "bits_per_dim": 3.4},
     ]
@@ -169,6 +169,18 @@ def test_curve_is_in_bits_per_dim_otherwise(tmp_path, monkeypatch):
     assert seen["ylabel"] == "bits/dim" and seen["s"]["valid"] == [(200, 3.4)]
     # The first steps' large losses (6.0) are above the range shown, which keeps the rest.
     assert seen["ylim"] == (3.3, 3.4)
+
+
+def test_a_run_validated_only_at_its_end_shows_its_training_curve(tmp_path, monkeypatch):
+    rows = [{"step": k, "split": "train", "nll_nats": y} for k, y in
+            [(10, 300.0), (50, 150.0), (100, 110.0), (150, 104.0), (200, 100.0)]]  # fmt: skip
+    rows.append({"step": 200, "split": "valid", "nll_nats": 101.0})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen = {}
+    monkeypatch.setattr(metrics, "plot_curves", lambda series, path, **kw: seen.update(kw))
+    metrics.plot(tmp_path, "quick", levels=2)
+    # from a tenth of the run (step 20) on: the first step's 300 is cut, the rest shown
+    assert seen["ylim"] == (100.0, 150.0)
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def plot(run_dir: Path, title: str, *, levels: int | None = None) -> None:
     """``curve.png``: training and validation NLL against the step, in nats for 2-level
     data (``levels``) and bits/dim otherwise. The y range holds every validation point
-    and the training points from the first validation on; the large losses of the first
-    steps, above it, are cut off."""
+    and the training points from the first validation on, or from the first tenth of the
+    run if that is earlier (a short run validated only at its end); the large losses of
+    the first steps, above it, are cut off."""
     rows = read_metrics(run_dir)
     key, unit = ("nll_nats", "nats") if levels == 2 else ("bits_per_dim", "bits/dim")
     series = {
@@ -62,10 +63,10 @@ def plot(run_dir: Path, title: str, *, levels: int | None = None) -> None:
 
 def _ylim(series: dict[str, list[tuple[float, float]]]) -> tuple[float, float] | None:
     valid, train = series["valid"], series["train"]
-    if not valid:  # no validation yet: the training points after the first tenth
-        start = train[-1][0] / 10 if train else 0
-        shown = [y for x, y in train if x >= start] or [y for _, y in train]
-    else:
-        shown = [y for _, y in valid] + [y for x, y in train if x >= valid[0][0]]
+    start = max((x for s in series.values() for x, _ in s), default=0) / 10
+    if valid:
+        start = min(start, valid[0][0])
+    shown = [y for _, y in valid] + [y for x, y in train if x >= start]
+    shown = shown or [y for _, y in train]
     ys = [y for s in series.values() for _, y in s]
     return (min(ys), max(shown)) if shown else None
