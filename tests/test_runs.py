@@ -13,7 +13,7 @@ from pixelgen import checkpoint as ck
 from pixelgen.cli import main
 from pixelgen.cli.app import console
 from pixelgen.plots import COLOURS
-from pixelgen.runs import holds_lock
+from pixelgen.runs import holds_lock, list_runs
 from pixelgen.train.lock import RunLock
 
 TINY = [
@@ -99,6 +99,20 @@ def test_runs_table_and_the_damaged_reason(root, capsys, monkeypatch):
     assert (
         len(problem) == 1 and "last.pt" in problem[0] and "not a readable checkpoint" in problem[0]
     )
+
+
+def test_a_narrow_terminal_gets_whole_names_in_lines_instead_of_the_table(
+    root, capsys, monkeypatch
+):
+    monkeypatch.setattr(console, "_width", 60)
+    code, out, err = run(["runs", str(root)], capsys)
+    assert code == 0 and "───" not in err  # no table rule
+    lines = err.splitlines()
+    runs = list_runs(root)
+    assert len(runs) == 4
+    for r in runs:  # each run's recipe, state and whole directory on its first line
+        assert f"{r.recipe or '?'}  {r.state}  {r.path}" in lines
+    assert "best valid" in err and "nats (" in err
 
 
 def test_runs_never_checks_tensor_checksums(root, capsys, monkeypatch):

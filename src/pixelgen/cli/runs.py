@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich import box
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from ..checkpoint import runs_root
@@ -52,7 +53,14 @@ def runs_command(
         return
     if as_json:
         return
-    console.print(_table(root, runs))
+    table = _table(root, runs)
+    natural = Measurement.get(console, console.options.update(max_width=10**4), table).maximum
+    if natural <= console.width:
+        console.print(table)
+    else:  # the table would fold its names into fragments: a few lines per run instead
+        console.print(f"runs under {escape(str(root))}", style="italic", soft_wrap=True)
+        for r in runs:
+            console.print(_lines(r), soft_wrap=True)
     for r in runs:
         for problem in r.problems:
             console.print(f"[red]{r.state}:[/] {escape(problem)}", soft_wrap=True)
@@ -81,6 +89,24 @@ def _table(root: Path, runs: list[RunInfo]) -> Table:
             escape(str(r.path)),
         )
     return table
+
+
+def _lines(r: RunInfo) -> str:
+    """A run in three lines: recipe, state and directory; model and data; the numbers."""
+    style = _STATE_STYLE.get(r.state, "")
+    seen = "" if r.images_seen is None else f" ({r.images_seen:,} images)"
+    numbers = f"steps {_steps(r)}{seen}; best valid {_inline(_best(r))}; last test "
+    numbers += _inline(_test(r))
+    return (
+        f"[bold]{escape(r.recipe or '?')}[/]  [{style}]{r.state}[/]  {escape(str(r.path))}\n"
+        f"  {escape(r.model or '?')} on {escape(r.data or '?')}\n  {numbers}"
+    )
+
+
+def _inline(cell: str) -> str:
+    """A table cell's second line in brackets after its first."""
+    first, *rest = cell.split("\n")
+    return first + "".join(f" ({line})" for line in rest)
 
 
 def _steps(r: RunInfo) -> str:
