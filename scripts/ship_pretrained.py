@@ -7,7 +7,8 @@ of the run's data set and on its first 1,000 images, then writes
 ``src/pixelgen/pretrained/NAME.safetensors`` with the recipe and these results: test NLL
 with its standard error, validation NLL, steps, images seen, training time (the sum of the
 logged step times in ``metrics.jsonl``: training steps only, validation excluded), the
-validation curve, the machine and the threads the run used. ``tests/test_pretrained.py``
+validation curve, the machine and the threads the run used, and whether the weights are
+the trained ones or their moving average (``train.ema``). ``tests/test_pretrained.py``
 re-evaluates the first 1,000 images against the recorded value.
 """
 
@@ -54,6 +55,14 @@ def train_seconds(rows: list[dict], batch: int, step: int) -> float:
     return total
 
 
+def weights_kind(average: dict | None, step: int) -> str:
+    """Which weights a checkpoint holds: the trained ones, or their moving average
+    (``train.ema``) and the step it began at (one update per step since)."""
+    if average is None:
+        return "trained"
+    return f"moving average (decay {average['decay']}, from step {step - average['count']:,})"
+
+
 def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
     recipe = recipe_from_dict(ckpt.recipe)
     d = recipe.data
@@ -64,6 +73,7 @@ def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
     rows = read_metrics(run)
     valid = [r for r in rows if r["split"] == "valid" and r["step"] == ckpt.step]
     batch = recipe.train.batch_size
+    average = ckpt.state.get("average")
     return {
         "data": test.description.split(":")[0],
         "test_nll_nats": full.nll_nats,
@@ -76,6 +86,7 @@ def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
         "valid_curve": [[r["step"] * batch, r["nll_nats"]] for r in rows if r["split"] == "valid"],
         "valid_images": valid[-1]["num_images"] if valid else None,
         "step": ckpt.step,
+        "weights": weights_kind(average, ckpt.step),
         "images_seen": ckpt.step * batch,
         "train_hours": train_seconds(rows, batch, ckpt.step) / 3600,
         "parameters": sum(p.numel() for p in model.parameters()),
