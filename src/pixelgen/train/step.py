@@ -67,19 +67,20 @@ def train_step(s: Session, batch: torch.Tensor | tuple[torch.Tensor, torch.Tenso
         if t.grad_clip is not None:
             s.scaler.unscale_(s.opt)
             torch.nn.utils.clip_grad_norm_(s.model.parameters(), t.grad_clip)
-        scale = s.scaler.get_scale()
+        # fp16: a step whose gradients overflowed leaves the weights as they were (the
+        # scaler then lowers its scale), and the average skips it too. The scale is read
+        # only then: on a GPU each read waits for the device.
+        watch = s.average is not None and s.scaler.is_enabled()
+        scale = s.scaler.get_scale() if watch else None
         s.scaler.step(s.opt)
         s.scaler.update()
-        # fp16: a step whose gradients overflowed left the weights as they were (the
-        # scaler then lowers its scale); the average skips it too.
-        stepped = not s.scaler.is_enabled() or s.scaler.get_scale() >= scale
         with warnings.catch_warnings():
             # fp16: the scaler skips the optimizer on a step whose gradients overflowed, and
             # torch then warns that the schedule moved first. The rate follows the step count
             # on purpose, so that a skipped step does not shift the schedule.
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             s.sched.step()
-        if s.average is not None and stepped:
+        if s.average is not None and (scale is None or s.scaler.get_scale() >= scale):
             s.average.update(s.model)
         s.step += 1
     return mean_nll.item()
