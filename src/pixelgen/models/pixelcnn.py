@@ -54,8 +54,15 @@ class PixelCNN(PixelModel):
 
     def body(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         terms = self.cond_terms(cond) or [None] * len(self.blocks)
-        for block, t in zip(self.blocks, terms, strict=True):
-            x = x + block(x, t) if self.residual else block(x, t)
+        for k, (block, t) in enumerate(zip(self.blocks, terms, strict=True)):
+            if not self.residual:
+                x = block(x, t)
+            elif k == 0:
+                x = x + block(x, t)  # a new tensor: the caller's ``x`` stays as it was
+            else:
+                # In place: autograd saves no block input (the ReLUs keep their outputs),
+                # and the add writes into memory the step already holds.
+                x = x.add_(block(x, t))
         return x
 
 

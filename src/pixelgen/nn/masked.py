@@ -5,8 +5,10 @@ runs as one batched matrix product with the bias add fused (``baddbmm``), faster
 than the generic convolution, backward included; a ``1 x k`` kernel (the Row LSTM's
 input-to-state) drops its columns right of the centre, which the mask always zeroes.
 ``weight * mask`` is recomputed at every call, so an optimizer step can never leave a
-stale masked weight behind. Under tracing (``pixelgen export``) the plain ``conv2d`` is
-used."""
+stale masked weight behind. A kernel taller than one row is completed with its zero rows
+below the centre at each call, so that the convolution pads inside the backend instead of
+copying the input (and its gradient) through ``F.pad``. Under tracing (``pixelgen
+export``) the plain ``conv2d`` is used."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from .masks import conv_mask
 class MaskedConv2d(nn.Module):
     """A ``k_h x k_w`` convolution that sees only earlier pixels and earlier colours.
 
-    Only the kernel rows up to the centre are stored; the input is padded with
-    ``k_h // 2`` zero rows on top and ``k_w // 2`` columns on each side, so the output
-    has the input's height and width.
+    Only the kernel rows up to the centre are stored. The input is zero-padded (``k_h //
+    2`` rows on top, ``k_w // 2`` columns on each side) so that the output has the
+    input's height and width.
     """
 
     def __init__(
@@ -72,7 +74,9 @@ class MaskedConv2d(nn.Module):
         if kh == 1:
             # Right of the centre is masked in every map (§3.4): keep the left half only.
             return F.conv2d(F.pad(x, (kw // 2, 0, 0, 0)), w[..., : kw // 2 + 1], self.bias)
-        return F.conv2d(F.pad(x, self.padding), w, self.bias)
+        below = w.new_zeros(w.shape[0], w.shape[1], kh // 2, kw)  # never seen: all masked
+        full = torch.cat([w, below], dim=2)  # (O, I, kh, kw)
+        return F.conv2d(x, full, self.bias, padding=(kh // 2, kw // 2))
 
     def extra_repr(self) -> str:
         o, i = self.mask.shape[:2]
