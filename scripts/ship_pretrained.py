@@ -7,7 +7,8 @@ of the run's data set and on its first 1,000 images, then writes
 ``src/pixelgen/pretrained/NAME.safetensors`` with the recipe and these results: test NLL
 with its standard error, validation NLL, steps, images seen, training time (the sum of the
 logged step times in ``metrics.jsonl``: training steps only, validation excluded), the
-validation curve, the machine and the threads the run used, and whether the weights are
+validation curve, the machine and the threads the run used (``--cpu`` names the
+processors of a run continued on several machines), and whether the weights are
 the trained ones or their moving average (``train.ema``). ``tests/test_pretrained.py``
 re-evaluates the first 1,000 images against the recorded value.
 """
@@ -63,7 +64,7 @@ def weights_kind(average: dict | None, step: int) -> str:
     return f"moving average (decay {average['decay']}, from step {step - average['count']:,})"
 
 
-def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
+def results_of(run: Path, ckpt, threads: int, recipe_path: str, cpu: str | None = None) -> dict:
     recipe = recipe_from_dict(ckpt.recipe)
     d = recipe.data
     test = load_split(d.name, "test", root=d.root, **d.options())
@@ -90,7 +91,7 @@ def results_of(run: Path, ckpt, threads: int, recipe_path: str) -> dict:
         "images_seen": ckpt.step * batch,
         "train_hours": train_seconds(rows, batch, ckpt.step) / 3600,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "machine": f"{cpu_name()} ({os.cpu_count()} cores), {threads} thread(s), no GPU",
+        "machine": f"{cpu or cpu_name()} ({os.cpu_count()} cores), {threads} thread(s), no GPU",
         "torch": torch.__version__,
         "pixelgen": pixelgen.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -104,11 +105,17 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     ap.add_argument("--recipe", default=None, help="the recipe the run was trained from")
+    ap.add_argument(
+        "--cpu",
+        default=None,
+        help="the processor(s) the run trained on, where not this machine's alone (a run "
+        "continued on other machines)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     ckpt = load_checkpoint(args.run / "checkpoints" / "best.pt")
     recipe_path = args.recipe or args.name  # a shipped recipe's name
-    results = results_of(args.run, ckpt, args.threads, recipe_path)
+    results = results_of(args.run, ckpt, args.threads, recipe_path, args.cpu)
     out = FOLDER / f"{args.name}{SUFFIX}"
     write_pretrained(ckpt.build_model("cpu"), ckpt, out, results=results)
     print(json.dumps(results, indent=2))
