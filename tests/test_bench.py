@@ -171,3 +171,21 @@ def test_native_report_gives_rates_and_ratios():
     line = bench_native.report("mnist_rowlstm", med)
     assert "train 80.0 vs 53.3 img/s (1.50x)" in line
     assert "scans forward 200.0 vs 300.0 ms (1.50x)" in line
+
+
+def test_flops_count_a_masked_kernels_stored_rows():
+    """The fast path runs a 3x3 mask-B kernel as 3x3 (its bottom row zero); the count
+    takes the 2x3 stored rows, and the computation itself is unchanged."""
+    import bench_train
+    import torch
+
+    from pixelgen.nn.masked import MaskedConv2d
+    from pixelgen.nn.masks import channel_groups
+
+    g = channel_groups(4, 1)
+    conv = MaskedConv2d(4, 8, 3, mask_type="B", in_groups=g, out_groups=g.repeat(2))
+    x = torch.randn(2, 4, 5, 6)
+    before = conv(x)
+    flops = bench_train._flops(lambda: conv(x))
+    assert flops == 2 * 2 * 8 * 4 * 5 * 6 * (2 * 3)  # 2 * N * O * I * H * W * stored taps
+    assert torch.equal(conv(x), before)  # the fast path is back after the count
