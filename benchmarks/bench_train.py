@@ -21,10 +21,11 @@ to that configuration alone:
   and optimizer state, not the weights, which are resident before);
 * FLOPs per image: ``torch.utils.flop_counter.FlopCounterMode`` over one image, forward
   (evaluation) and forward + backward (training). It counts the matrix products and
-  convolutions as executed (elementwise work, softmax and the optimizer are not counted;
-  a masked kernel counts its stored rows, not the zero rows the fast path adds),
-  so the reference, which also computes the skew padding of the Diagonal BiLSTM and the
-  masked columns of the Row LSTM's input-to-state kernel, counts more.
+  convolutions as executed, except that a masked kernel counts its stored rows, not the
+  zero rows below the centre that the fast path adds (elementwise work, softmax and the
+  optimizer are not counted). So the reference, which also computes the skew padding of
+  the Diagonal BiLSTM and the masked columns of the Row LSTM's input-to-state kernel,
+  counts more.
 
 ``mnist_eval_in_subprocess`` times ``pixelgen.evaluate`` over the 10,000 binarized MNIST
 test images. Run directly (``python benchmarks/bench_train.py --spec JSON``) this file

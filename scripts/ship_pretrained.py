@@ -91,6 +91,7 @@ def results_of(run: Path, ckpt, threads: int, recipe_path: str, cpu: str | None 
         "images_seen": ckpt.step * batch,
         "train_hours": train_seconds(rows, batch, ckpt.step) / 3600,
         "parameters": sum(p.numel() for p in model.parameters()),
+        # --cpu: the run's processors, of as many cores as this machine (the case here)
         "machine": f"{cpu or cpu_name()} ({os.cpu_count()} cores), {threads} thread(s), no GPU",
         "torch": torch.__version__,
         "pixelgen": pixelgen.__version__,

@@ -155,6 +155,17 @@ def test_native_gain_and_the_speed_goals(tmp_path):
         peer = bench.speed_goals(measured, peers=tmp_path)
         found = [g for g in peer if f"{name} >= " in g["goal"] and "pytorch" in g["goal"]]
         assert [g["met"] for g in found] == [met] and found[0]["value"].startswith(shown)
+    (tmp_path / "results_peer_training.json").write_text(
+        json.dumps({"pixelgen_over_peer": 1.25, "as_trained_over_peer": 1.33})
+    )
+    trained = [
+        g for g in bench.speed_goals(measured, peers=tmp_path) if "training >= 1.3" in g["goal"]
+    ]
+    assert trained[0]["met"] is False  # judged on the same optimizer, and says both
+    assert (
+        trained[0]["value"].startswith("1.25x")
+        and "1.33x with the optimizer" in trained[0]["value"]
+    )
     empty = bench.speed_goals({}, peers=tmp_path / "none")  # nothing measured, none met
     assert all(g["met"] is None for g in empty) and len(empty) == 13
     text = readme_tables.speed_goals({"speed_goals": list(goals.values())})
