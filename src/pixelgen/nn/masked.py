@@ -74,8 +74,7 @@ class MaskedConv2d(nn.Module):
         if kh == 1:
             # Right of the centre is masked in every map (§3.4): keep the left half only.
             return F.conv2d(F.pad(x, (kw // 2, 0, 0, 0)), w[..., : kw // 2 + 1], self.bias)
-        below = w.new_zeros(w.shape[0], w.shape[1], kh // 2, kw)  # never seen: all masked
-        full = torch.cat([w, below], dim=2)  # (O, I, kh, kw)
+        full = F.pad(w, (0, 0, 0, kh // 2))  # (O, I, kh, kw): the rows below never seen
         return F.conv2d(x, full, self.bias, padding=(kh // 2, kw // 2))
 
     def extra_repr(self) -> str:
