@@ -118,15 +118,15 @@ def _stored_rows():
     ``MaskedConv2d`` runs such a kernel completed with its zero rows below the centre, so
     that the convolution pads inside the backend (faster than a padded copy); those rows
     are no work, and counting them would raise the fraction of the matmul rate without a
-    faster step. The count runs the same convolution on the padded input instead."""
+    faster step. The count runs such a kernel as its reference layer does (the stored rows
+    over the padded input) instead."""
     from pixelgen.nn import masked
+    from pixelgen.nn.reference import RefMaskedConv2d
 
     fast = masked.MaskedConv2d.forward
 
     def stored(self, x):
-        if self.kernel[0] > 1:
-            return F.conv2d(F.pad(x, self.padding), self.masked_weight(), self.bias)
-        return fast(self, x)
+        return (RefMaskedConv2d.forward if self.kernel[0] > 1 else fast)(self, x)
 
     masked.MaskedConv2d.forward = stored
     try:
