@@ -113,6 +113,7 @@ def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
     # Otherwise the comparisons above would compare a layer with itself.
     import pixelgen.nn.diagonal_lstm as diagonal
     import pixelgen.nn.masked as masked
+    import pixelgen.nn.residual as residual
     import pixelgen.nn.row_lstm as row
 
     plain = ref.reference_model(tiny_model(name))
@@ -122,6 +123,8 @@ def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
 
     for target, attr in [
         (masked, "pointwise"),
+        (residual, "_forward"),
+        (residual._ResidualStack, "apply"),
         (row, "_row_scan"),
         (row._RowRecurrence, "apply"),
         (diagonal, "_diagonal_scan"),
@@ -163,6 +166,22 @@ def test_model_logits_and_gradients_equal_reference(name, channels, levels, size
     assert not any(type(m) in ref.TWINS for m in plain.modules())
     x = torch.randint(0, levels, (batch, channels, *size))
     _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
+
+
+@pytest.mark.parametrize("kernel", [1, 5])
+def test_pixelcnn_residual_stack_equals_reference(kernel):
+    """``nn.residual`` runs the blocks in one function, for any kernel, and leaves the
+    features it was given untouched."""
+    model = tiny_model("pixelcnn", channels=3, levels=3, hidden=6, layers=3, kernel=kernel)
+    _assert_same(
+        _Scaled(model),
+        _Scaled(ref.reference_model(model)),
+        model.scale(torch.randint(0, 3, (2, 3, 6, 5))),
+    )
+    features = torch.randn(2, 12, 6, 5, dtype=torch.float64, requires_grad=True)
+    before = features.detach().clone()
+    model.body(features).sum().backward()
+    assert torch.equal(features.detach(), before)
 
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])

@@ -64,6 +64,11 @@ class MaskedConv2d(nn.Module):
     def masked_weight(self) -> torch.Tensor:
         return self.weight * self.mask
 
+    def full_weight(self) -> torch.Tensor:
+        """``(O, I, kh, kw)``: the stored rows, then the zero rows below the centre that
+        the mask would drop (``conv2d`` with padding ``(kh // 2, kw // 2)`` takes it)."""
+        return F.pad(self.masked_weight(), (0, 0, 0, self.kernel[0] // 2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, I, H, W) -> (B, O, H, W)
         kh, kw = self.kernel
         w = self.masked_weight()
@@ -74,8 +79,7 @@ class MaskedConv2d(nn.Module):
         if kh == 1:
             # Right of the centre is masked in every map (§3.4): keep the left half only.
             return F.conv2d(F.pad(x, (kw // 2, 0, 0, 0)), w[..., : kw // 2 + 1], self.bias)
-        full = F.pad(w, (0, 0, 0, kh // 2))  # (O, I, kh, kw): the rows below never seen
-        return F.conv2d(x, full, self.bias, padding=(kh // 2, kw // 2))
+        return F.conv2d(x, self.full_weight(), self.bias, padding=(kh // 2, kw // 2))
 
     def extra_repr(self) -> str:
         o, i = self.mask.shape[:2]
