@@ -42,7 +42,7 @@ class ResidualBlock(nn.Module):
         """The masked weights and biases in :func:`residual_stack`'s order."""
         return [
             *(self.reduce.masked_weight()[:, :, 0, 0], self.reduce.bias),
-            *(self.conv.full_weight(), self.conv.bias),
+            *(self.conv.masked_weight(), self.conv.bias),
             *(self.expand.masked_weight()[:, :, 0, 0], self.expand.bias),
         ]
 

@@ -6,15 +6,16 @@ and no autograd graph inside the stack:
 
 * the 1x1 products write a fresh result that the bias and the ReLU then update in place,
   where the modules copy the broadcast bias first and the ReLU allocates a new tensor;
-* the k x k convolution's ReLU (after the condition's term, §3.5) runs in place;
+* the k x k convolution convolves only its stored rows (up to the centre, §3.4), padded
+  by kh // 2 rows on both sides; the kh // 2 extra rows it then computes at the bottom are
+  never read, and its ReLU (after the condition's term, §3.5) makes the result contiguous;
 * each block's expansion is accumulated straight into the residual stream;
 * the backward keeps only what it needs, per block the three ReLU outputs (the first is
   the 1x1's input, the others are their products' outputs), and reuses the stream's
   gradient in place.
 
-The weights come in already masked (``MaskedConv2d.masked_weight``; the k x k kernel
-completed with its zero rows below the centre), so their gradients flow back through the
-masks outside the function. It runs where autograd would run the modules the same way:
+The weights come in already masked (``MaskedConv2d.masked_weight``), so their gradients
+flow back through the masks outside the function. It runs where autograd would run the modules the same way:
 not under tracing, scripting, ``torch.compile`` or autocast (the modules run there).
 """
 
@@ -26,8 +27,8 @@ import torch.nn.functional as F
 _threshold_backward = torch.ops.aten.threshold_backward
 _convolution_backward = torch.ops.aten.convolution_backward
 
-# A block's weights, in this order: reduce (h, 2h) and its bias, the k x k kernel
-# (h, h, kh, kw) and its bias, expand (2h, h) and its bias.
+# A block's weights, in this order: reduce (h, 2h) and its bias, the k x k kernel's stored
+# rows (h, h, kh // 2 + 1, kw) and its bias, expand (2h, h) and its bias.
 PER_BLOCK = 6
 
 
@@ -61,11 +62,9 @@ def _forward(x, weights, conds, saved: list | None) -> torch.Tensor:
         w1, b1, wk, bk, w3, b3 = weights[k * PER_BLOCK : (k + 1) * PER_BLOCK]
         a = F.relu(stream)  # (B, 2h, HW)
         y1 = torch.bmm(w1.expand(b, *w1.shape), a).add_(b1.view(1, -1, 1)).relu_()  # (B, h, HW)
-        pad = (wk.shape[2] // 2, wk.shape[3] // 2)
-        y2 = F.conv2d(y1.view(b, -1, h, w), wk, bk, padding=pad)  # (B, h, H, W)
-        if conds:
-            y2.add_(conds[k])
-        y2 = y2.relu_().view(b, -1, h * w)
+        # Only the stored rows: the output gains kh // 2 rows at the bottom, never read.
+        y2 = F.conv2d(y1.view(b, -1, h, w), wk, bk, padding=_padding(wk))[:, :, :h]
+        y2 = F.relu(y2 if not conds else y2 + conds[k]).view(b, -1, h * w)  # (B, h, HW)
         w3 = w3.expand(b, *w3.shape)
         # The first block writes a new stream, so that the caller's ``x`` stays as it was.
         stream = torch.baddbmm(stream, w3, y2) if k == 0 else stream.baddbmm_(w3, y2)
@@ -83,13 +82,18 @@ def _block_backward(g, acts, ws, shape, cond):
     w1, _, wk, bk, w3, _ = ws
     d_b3 = g.sum((0, 2))
     d_w3 = torch.bmm(g, y2.transpose(1, 2)).sum(0)
-    gy2 = _threshold_backward(torch.bmm(w3.t().expand(b, -1, -1), g), y2, 0)  # (B, h, HW)
-    gy2_map = gy2.view(b, -1, h, w)
-    d_cond = None if cond is None else gy2_map.sum_to_size(cond.shape)
-    pad = [wk.shape[2] // 2, wk.shape[3] // 2]
+    # The gradient of the convolution's whole output: zero on the rows never read.
+    gy2_map = g.new_empty(b, wk.shape[0], h + wk.shape[2] - 1, w)
+    gy2_map[:, :, h:].zero_()
+    gy2 = gy2_map[:, :, :h]  # (B, h, H, W)
+    _threshold_backward.grad_input(
+        torch.bmm(w3.t().expand(b, -1, -1), g).view(b, -1, h, w), y2.view(b, -1, h, w), 0,
+        grad_input=gy2,
+    )  # fmt: skip
+    d_cond = None if cond is None else gy2.sum_to_size(cond.shape)
     gy1, d_wk, d_bk = _convolution_backward(
-        gy2_map, y1.view(b, -1, h, w), wk, [bk.shape[0]], [1, 1], pad, [1, 1], False, [0, 0], 1,
-        [True, True, True],
+        gy2_map, y1.view(b, -1, h, w), wk, [bk.shape[0]], [1, 1], list(_padding(wk)), [1, 1],
+        False, [0, 0], 1, [True, True, True],
     )  # fmt: skip
     gy1 = _threshold_backward(gy1.view(b, -1, h * w), y1, 0)  # (B, h, HW)
     d_b1 = gy1.sum((0, 2))
@@ -130,6 +134,12 @@ class _ResidualStack(torch.autograd.Function):
             # The last block's add allocates: ``grad`` belongs to autograd.
             g = g + ga if k == blocks - 1 else g.add_(ga)
         return (g.view(b, c, h, w), None, *d_weights, *d_conds)
+
+
+def _padding(kernel: torch.Tensor) -> tuple[int, int]:
+    """``conv2d``'s padding for a kernel's stored rows ``(O, I, kh // 2 + 1, kw)``: kh // 2
+    rows on top (and, unavoidably, at the bottom) and kw // 2 columns each side."""
+    return kernel.shape[2] - 1, kernel.shape[3] // 2
 
 
 def _split(tensors, n_conds: int) -> tuple[list, list]:
