@@ -15,8 +15,9 @@ and no autograd graph inside the stack:
   gradient in place.
 
 The weights come in already masked (``MaskedConv2d.masked_weight``), so their gradients
-flow back through the masks outside the function. It runs where autograd would run the modules the same way:
-not under tracing, scripting, ``torch.compile`` or autocast (the modules run there).
+flow back through the masks outside the function. It runs where autograd would run the
+modules the same way: not under tracing, scripting, ``torch.compile`` or autocast (the
+modules run there).
 """
 
 from __future__ import annotations
