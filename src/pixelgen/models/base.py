@@ -241,9 +241,18 @@ class RecurrentPixelModel(PixelModel):
     ) -> torch.Tensor:
         """``cond``: the prepared condition map or None; ``raw``: the scaled image, for a
         first layer that reads it as well."""
+
+        def layer(l: int, rnn: nn.Module, x: torch.Tensor, c) -> torch.Tensor:
+            return rnn(x, cond=c) if raw is None or l > 0 else rnn(x, raw, cond=c)
+
+        return self.stack(x, self.layer_conds(cond), layer)
+
+    def stack(self, x: torch.Tensor, conds: list, layer) -> torch.Tensor:
+        """The layers with their residual and skip projections. ``layer(l, rnn, x, c)``
+        runs layer ``l``; the 1x1 projections read any ``(N, C, H, W)`` layout."""
         out = 0
-        for l, (rnn, c) in enumerate(zip(self.rnns, self.layer_conds(cond), strict=True)):
-            y = rnn(x, cond=c) if raw is None or l > 0 else rnn(x, raw, cond=c)  # (B, h, H, W)
+        for l, (rnn, c) in enumerate(zip(self.rnns, conds, strict=True)):
+            y = layer(l, rnn, x, c)  # (B, h, H, W)
             if self.skips is not None:
                 out = out + self.skips[l](y)
             if l < len(self.res):

@@ -3,7 +3,9 @@ Its receptive field is a triangle above each pixel, widening by one pixel per ro
 
 from __future__ import annotations
 
-from ..nn.row_lstm import RowLSTM
+import torch
+
+from ..nn.row_lstm import RowLSTM, to_rows
 from ..registry import register_model
 from .base import RecurrentPixelModel
 
@@ -24,6 +26,15 @@ class RowLSTMModel(RecurrentPixelModel):
             input_state_kernel=k_is,
             state_kernel=k_ss,
         )
+
+    def body(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw=None) -> torch.Tensor:
+        if torch.jit.is_tracing() or not all(type(r) is RowLSTM for r in self.rnns):
+            return super().body(x, cond, raw=raw)  # export, and the reference twins
+        # The whole stack in the rows' layout (H, C, B, W): the layers' gates and states
+        # are then never copied between layouts, only the stream once in and once out.
+        conds = [None if c is None else to_rows(c) for c in self.layer_conds(cond)]
+        rows = self.stack(to_rows(x).contiguous(), conds, lambda l, rnn, x, c: rnn.rows(x, c))
+        return to_rows(rows)  # (B, 2h, H, W), a view
 
 
 @register_model

@@ -9,9 +9,11 @@ above it that widens by one pixel per row on each side.
 Speed (the outputs are those of the plain loop, which the export path keeps):
 
 * the input-to-state convolution runs for all rows at once with only the kernel columns
-  the mask lets through (left of and at the centre) and is copied once into the layout
-  the recurrence reads: per row, ``(4h, B * W)``, gates on the outer dimension, so that
-  every gate block is one contiguous stretch of memory;
+  the mask lets through (left of and at the centre), on the input in the rows' layout
+  ``(H, I, B, W)``, so that it writes the layout the recurrence reads: per row, ``(4h, B
+  * W)``, gates on the outer dimension, every gate block one contiguous stretch of
+  memory. The input's padding copy does the transposition, or, in a stack kept in that
+  layout (:meth:`RowLSTM.rows`), nothing does;
 * the recurrence is one hand-written autograd function (:class:`_RowRecurrence`). Each
   row step is a single ``addmm`` (the ``k`` taps of ``K_ss`` side by side against the
   im2col of the row above: the state convolution and the add of the input gates in one
@@ -77,28 +79,28 @@ class RowLSTM(nn.Module):
         if torch.jit.is_tracing():
             gates = self.input_to_state(x)
             return self._traceable(gates if cond is None else gates + cond)
-        b, _, height, width = x.shape
-        gx = self._input_gates(x, cond)  # (H, 4h, B*W), all rows at once
+        # The rows' layout costs no copy here: the convolution's padding writes it.
+        out = self.rows(to_rows(x), None if cond is None else to_rows(cond))
+        return to_rows(out)  # (B, h, H, W), a view
+
+    def rows(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The same layer in the rows' layout: ``(H, I, B, W) -> (H, h, B, W)``, ``cond``
+        ``(H or 1, 4h, B or 1, W or 1)``. A stack of layers that keeps this layout
+        (``models.row_lstm``) copies no gates and no states between layers."""
+        # A 1 x k convolution of (H, I, B, W) read as (N, C, H, W) convolves along the
+        # row, image by image: the gates come out in the layout the recurrence reads.
+        gx = self.input_to_state(x)  # (H, 4h, B, W)
+        if cond is not None:
+            gx = gx + cond
+        height, four_h, b, width = gx.shape
+        gx = gx.reshape(height, four_h, b * width)
         w = self.state_to_state
         if torch.is_grad_enabled() and (gx.requires_grad or w.requires_grad):
             out = _RowRecurrence.apply(gx, w, width)
         else:
             with torch.no_grad(), autocast_free(gx.device.type):
                 out = _row_scan(gx, w.to(gx.dtype), width, save=False)[0]
-        return out.view(height, self.hidden, b, width).permute(2, 1, 0, 3)  # (B, h, H, W)
-
-    def _input_gates(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """``K_is ⊛ x`` (plus the condition's term) laid out for the recurrence:
-        ``(B, I, H, W) -> (H, 4h, B * W)``.
-
-        The masked convolution drops the kernel columns right of the centre (§3.4); its
-        result is copied once into the layout the recurrence reads.
-        """
-        gx = self.input_to_state(x)  # (B, 4h, H, W)
-        if cond is not None:
-            gx = gx + cond  # broadcast over H, W for a class
-        b, four_h, height, width = gx.shape
-        return gx.permute(2, 1, 0, 3).reshape(height, four_h, b * width)
+        return out.view(height, self.hidden, b, width)
 
     def _traceable(self, gates_in: torch.Tensor) -> torch.Tensor:
         """The plain loop (the paper's equations, one autograd op at a time)."""
@@ -110,6 +112,11 @@ class RowLSTM(nn.Module):
             h, c = lstm_update(gates_in[:, :, i] + self.state_gates(h), c)  # (B, h, W)
             rows.append(h)
         return torch.stack(rows, dim=2)  # (B, h, H, W)
+
+
+def to_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) <-> (H, C, B, W)``, a view: the rows' layout and back."""
+    return x.permute(2, 1, 0, 3)
 
 
 def _taps(w: torch.Tensor) -> torch.Tensor:
