@@ -123,6 +123,7 @@ def test_reference_model_never_runs_the_optimized_code(name, monkeypatch):
 
     for target, attr in [
         (masked, "pointwise"),
+        (masked.MaskedConv2d, "channels_first"),
         (residual, "_forward"),
         (residual._ResidualStack, "apply"),
         (row, "_row_scan"),
@@ -166,6 +167,15 @@ def test_model_logits_and_gradients_equal_reference(name, channels, levels, size
     assert not any(type(m) in ref.TWINS for m in plain.modules())
     x = torch.randint(0, levels, (batch, channels, *size))
     _assert_same(_Scaled(model), _Scaled(plain), model.scale(x))
+
+
+def test_channels_first_projection_equals_the_module():
+    conv = _layer("conv1x1", 3)
+    x = torch.randn(2, 12, 5, 7, dtype=torch.float64)
+    expected = conv(x).permute(1, 2, 3, 0)  # (O, H, W, B)
+    assert (conv.channels_first(x.permute(1, 2, 3, 0)) - expected).abs().max().item() < TOL
+    with pytest.raises(ValueError, match="only a 1x1"):
+        _layer("conv3x3", 1).channels_first(x[:, :4].permute(1, 2, 3, 0))
 
 
 @pytest.mark.parametrize("kernel", [1, 5])

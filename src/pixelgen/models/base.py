@@ -247,16 +247,19 @@ class RecurrentPixelModel(PixelModel):
 
         return self.stack(x, self.layer_conds(cond), layer)
 
-    def stack(self, x: torch.Tensor, conds: list, layer) -> torch.Tensor:
+    def stack(self, x: torch.Tensor, conds: list, layer, project=None) -> torch.Tensor:
         """The layers with their residual and skip projections. ``layer(l, rnn, x, c)``
-        runs layer ``l``; the 1x1 projections read any ``(N, C, H, W)`` layout."""
+        runs layer ``l``; ``project(conv, y)`` runs a 1x1 projection (by default the
+        module, which reads any ``(N, C, H, W)`` layout)."""
+        project = project or (lambda conv, y: conv(y))
         out = 0
         for l, (rnn, c) in enumerate(zip(self.rnns, conds, strict=True)):
             y = layer(l, rnn, x, c)  # (B, h, H, W)
             if self.skips is not None:
-                out = out + self.skips[l](y)
+                out = out + project(self.skips[l], y)
             if l < len(self.res):
-                x = x + self.res[l](y) if self.residual else self.res[l](y)
+                r = project(self.res[l], y)
+                x = x + r if self.residual else r
         return out if self.skips is not None else x
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..nn.diagonal_lstm import DiagonalBiLSTM
+from ..nn.diagonal_lstm import DiagonalBiLSTM, from_pixels, to_pixels
+from ..nn.masked import MaskedConv2d
 from ..registry import register_model
 from .base import RecurrentPixelModel
 
@@ -43,6 +44,27 @@ class DiagonalBiLSTMModel(RecurrentPixelModel):
             return [None] * len(self.rnns)
         w = self.condition.weight
         return [(cond, torch.stack([w(2 * l), w(2 * l + 1)])) for l in range(len(self.rnns))]
+
+    def body(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw=None) -> torch.Tensor:
+        if torch.jit.is_tracing() or not self._optimized():
+            return super().body(x, cond, raw=raw)  # export, and the reference twins
+        # The whole stack in the pixels' layout (C, H, W, B): the layers read and write it
+        # without a copy, and each 1x1 projection is one product.
+        raw = None if raw is None else to_pixels(raw)
+
+        def layer(l: int, rnn: DiagonalBiLSTM, x: torch.Tensor, c) -> torch.Tensor:
+            return rnn.pixels(x, raw if l == 0 else None, c)
+
+        conds = self.layer_conds(cond)
+        pixels = self.stack(to_pixels(x).contiguous(), conds, layer, MaskedConv2d.channels_first)
+        return from_pixels(pixels)  # (B, 2h, H, W), a view
+
+    def _optimized(self) -> bool:
+        """Whether every layer is the optimized one (not a reference twin)."""
+        projections = [*self.res, *(self.skips or [])]
+        return all(type(r) is DiagonalBiLSTM for r in self.rnns) and all(
+            type(p) is MaskedConv2d for p in projections
+        )
 
     def forward_scaled(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         raw = x if self.complete_context else None

@@ -170,18 +170,33 @@ class DiagonalBiLSTM(nn.Module):
         right-to-left direction reads the raw image. ``cond``: a condition (§3.5), its map
         ``(B, c, H or 1, W or 1)`` and the two directions' 1x1 weights ``(2, 4h, c)``
         [left to right, right to left] into the input-to-state gates."""
-        if (raw is None) != (self.right.raw_to_state is None):
-            raise ValueError("DiagonalBiLSTM: pass raw exactly when raw_channels > 0")
         if torch.jit.is_tracing():  # export: the plain loops, which the tracers unroll
+            self._check_raw(raw)
             return self.plain(x, raw, cond)
-        b, _, height, width = x.shape
+        out = self.pixels(to_pixels(x), None if raw is None else to_pixels(raw), cond)
+        # Contiguous for the 1x1 projections that read it (a strided input makes their
+        # batched products fall back to one small product and copy per image).
+        return from_pixels(out).contiguous()  # (B, h, H, W)
+
+    def pixels(
+        self,
+        x: torch.Tensor,
+        raw: torch.Tensor | None = None,
+        cond: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The same layer in the pixels' layout, maps first and images last: ``(I, H, W, B)
+        -> (h, H, W, B)``, ``raw`` ``(C, H, W, B)``, ``cond`` as for ``forward``. A stack that
+        keeps this layout (``models.diagonal_bilstm``) copies nothing between layers, and
+        its 1x1 projections are single products (``MaskedConv2d.channels_first``)."""
+        self._check_raw(raw)
+        _, height, width, b = x.shape
         n = self.hidden
         plan = _plan(height, width, x.device)
         conv_l, conv_r = self.left.input_to_state, self.right.input_to_state
         w_l, w_r = conv_l.masked_weight()[..., 0, 0], conv_r.masked_weight()[..., 0, 0]
         if raw is not None:
             # The raw maps join the input; only the right-to-left weights read them.
-            x = torch.cat([x, raw.to(x.dtype)], dim=1)
+            x = torch.cat([x, raw.to(x.dtype)], dim=0)
             w_raw = self.right.raw_to_state
             w_l = torch.cat([w_l, w_l.new_zeros(w_raw.shape)], dim=1)
             w_r = torch.cat([w_r, w_raw.to(w_r.dtype)], dim=1)
@@ -189,14 +204,15 @@ class DiagonalBiLSTM(nn.Module):
             # The condition's maps join the input too, each direction with its own unmasked
             # weights: one product and one skew for both (a class is broadcast first).
             c_map, w_c = cond
-            x = torch.cat([x, c_map.to(x.dtype).expand(b, -1, height, width)], dim=1)
+            c_map = to_pixels(c_map.to(x.dtype)).expand(-1, height, width, b)
+            x = torch.cat([x, c_map], dim=0)
             w_l = torch.cat([w_l, w_c[0].to(w_l.dtype)], dim=1)
             w_r = torch.cat([w_r, w_c[1].to(w_r.dtype)], dim=1)
-        i = x.shape[1]
+        i = x.shape[0]
         # Skew both directions at once: each direction's pixels in packed band order (the
         # right-to-left one mirrored), gathered before the input-to-state product because
         # its input has half the maps of its output.
-        pixels = x.permute(1, 2, 3, 0).reshape(i, height * width, b)  # (I, HW, B)
+        pixels = x.reshape(i, height * width, b)  # (I, HW, B)
         packed = _Gather.apply(pixels, plan.gather, plan.gather_inverse)  # (I, 2*HW, B)
         packed = packed.view(i, 2, -1).transpose(0, 1)  # (2, I, HW*B)
         # Input-to-state of both directions: one batched product, bias fused.
@@ -215,9 +231,11 @@ class DiagonalBiLSTM(nn.Module):
         if height > 1:
             shifted = _Gather.apply(states[1], plan.right_out, plan.right_out_inverse)
             out[:, width:] += shifted  # (h, HW - W, B): row i gets R2L's row i - 1
-        # Contiguous for the 1x1 projections that read it (a strided input makes their
-        # batched products fall back to one small product and copy per image).
-        return out.permute(2, 0, 1).contiguous().view(b, n, height, width)  # (B, h, H, W)
+        return out.view(n, height, width, b)
+
+    def _check_raw(self, raw: torch.Tensor | None) -> None:
+        if (raw is None) != (self.right.raw_to_state is None):
+            raise ValueError("DiagonalBiLSTM: pass raw exactly when raw_channels > 0")
 
     def plain(self, x: torch.Tensor, raw=None, cond=None) -> torch.Tensor:
         """``forward`` as the paper writes it: each direction's plain loop (the mirrored
@@ -230,6 +248,16 @@ class DiagonalBiLSTM(nn.Module):
         back_raw = None if raw is None else raw.flip(-1)
         backward = self.right(x.flip(-1), back_raw, t_r).flip(-1)
         return self.left(x, cond=t_l) + shift_down(backward)  # (B, h, H, W)
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (C, H, W, B)``, a view: the pixels' layout."""
+    return x.permute(1, 2, 3, 0)
+
+
+def from_pixels(x: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W, B) -> (B, C, H, W)``, a view."""
+    return x.permute(3, 0, 1, 2)
 
 
 class _Plan:

@@ -81,6 +81,17 @@ class MaskedConv2d(nn.Module):
             return F.conv2d(F.pad(x, (kw // 2, 0, 0, 0)), w[..., : kw // 2 + 1], self.bias)
         return F.conv2d(x, self.full_weight(), self.bias, padding=(kh // 2, kw // 2))
 
+    def channels_first(self, x: torch.Tensor) -> torch.Tensor:
+        """This 1x1 convolution of maps laid out channels first, ``(I, ...) -> (O, ...)``:
+        one product over every pixel of every image."""
+        if self.kernel != (1, 1):
+            raise ValueError("channels_first: only a 1x1 convolution reads any layout")
+        i, *rest = x.shape
+        w = self.masked_weight()[:, :, 0, 0]  # (O, I)
+        flat = x.reshape(i, -1)  # (I, N)
+        y = w @ flat if self.bias is None else torch.addmm(self.bias.unsqueeze(1), w, flat)
+        return y.view(w.shape[0], *rest)
+
     def extra_repr(self) -> str:
         o, i = self.mask.shape[:2]
         return f"{i}, {o}, kernel={self.kernel}, mask={self.mask_type}"
