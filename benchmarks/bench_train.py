@@ -21,9 +21,11 @@ to that configuration alone:
   and optimizer state, not the weights, which are resident before);
 * FLOPs per image: ``torch.utils.flop_counter.FlopCounterMode`` over one image, forward
   (evaluation) and forward + backward (training). It counts the matrix products and
-  convolutions as executed, except that a masked kernel counts its stored rows, not the
-  zero rows below the centre that the fast path adds (elementwise work, softmax and the
-  optimizer are not counted). So the reference, which also computes the skew padding of
+  convolutions as executed, except that a masked kernel run through ``MaskedConv2d``
+  counts its stored rows, not the zero rows below the centre that the fast path adds
+  (elementwise work, softmax and the optimizer are not counted). The PixelCNN's residual
+  blocks (``nn/residual.py``) run their k x k kernels on the stored rows themselves, with
+  kh // 2 extra output rows at the bottom, which count as executed. So the reference, which also computes the skew padding of
   the Diagonal BiLSTM and the masked columns of the Row LSTM's input-to-state kernel,
   counts more.
 

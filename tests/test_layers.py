@@ -171,6 +171,8 @@ def test_model_logits_and_gradients_equal_reference(name, channels, levels, size
 
 def test_channels_first_projection_equals_the_module():
     conv = _layer("conv1x1", 3)
+    with torch.no_grad():
+        conv.bias.normal_()  # a lost bias must show
     x = torch.randn(2, 12, 5, 7, dtype=torch.float64)
     expected = conv(x).permute(1, 2, 3, 0)  # (O, H, W, B)
     assert (conv.channels_first(x.permute(1, 2, 3, 0)) - expected).abs().max().item() < TOL
@@ -178,20 +180,34 @@ def test_channels_first_projection_equals_the_module():
         _layer("conv3x3", 1).channels_first(x[:, :4].permute(1, 2, 3, 0))
 
 
-@pytest.mark.parametrize("kernel", [1, 5])
-def test_pixelcnn_residual_stack_equals_reference(kernel):
-    """``nn.residual`` runs the blocks in one function, for any kernel, and leaves the
-    features it was given untouched."""
+@pytest.mark.parametrize("kernel,size", [(1, (6, 5)), (5, (6, 5)), (3, (1, 5)), (3, (6, 1))])
+def test_pixelcnn_residual_stack_equals_reference(kernel, size, monkeypatch):
+    """``nn.residual`` runs the blocks in one function (it does run: counted), for any
+    kernel and degenerate sizes, and leaves the features it was given untouched."""
+    import pixelgen.nn.residual as residual
+
+    calls = []
+    forward = residual._forward
+    monkeypatch.setattr(residual, "_forward", lambda *a: calls.append(1) or forward(*a))
     model = tiny_model("pixelcnn", channels=3, levels=3, hidden=6, layers=3, kernel=kernel)
-    _assert_same(
-        _Scaled(model),
-        _Scaled(ref.reference_model(model)),
-        model.scale(torch.randint(0, 3, (2, 3, 6, 5))),
-    )
-    features = torch.randn(2, 12, 6, 5, dtype=torch.float64, requires_grad=True)
+    x = model.scale(torch.randint(0, 3, (2, 3, *size)))
+    _assert_same(_Scaled(model), _Scaled(ref.reference_model(model)), x)
+    assert len(calls) == 2  # with gradients, then without
+    features = torch.randn(2, 12, *size, dtype=torch.float64, requires_grad=True)
     before = features.detach().clone()
     model.body(features).sum().backward()
     assert torch.equal(features.detach(), before)
+
+
+def test_pixelcnn_with_hooks_runs_its_modules():
+    """A hook on a block's layer (pruning reweights through one) must see its call."""
+    model = tiny_model("pixelcnn", channels=1, levels=2, hidden=4, layers=2)
+    x = torch.randint(0, 2, (2, 1, 4, 5))
+    expected = ref.reference_model(model)(x)
+    seen = []
+    model.blocks[1].conv.register_forward_hook(lambda *a: seen.append(1))
+    assert (model(x) - expected).abs().max().item() < TOL
+    assert seen == [1]
 
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 5)])

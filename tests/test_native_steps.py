@@ -94,7 +94,7 @@ def test_large_maps_agree_too(name):
     The same values, in float32 and in float64 against naive sampling."""
     model = tiny_model(name, channels=3, levels=4, hidden=64, layers=2, seed=5)
     check_agree(copy.deepcopy(model).float(), (3, 4), batch=13)
-    for batch in (2, 9):  # float64: the loops, then the tiles (four lanes of double)
+    for batch in (2, 9):  # float64: the loops, then the tiles (4 or 8 lanes of double)
         fast = sample(model, batch, (3, 4), generator=gen(9))
         assert torch.equal(fast, sample(model, batch, (3, 4), generator=gen(9), method="naive"))
 

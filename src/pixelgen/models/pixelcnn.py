@@ -81,10 +81,14 @@ class PixelCNN(PixelModel):
 
     def _stackable(self, x: torch.Tensor) -> bool:
         """Whether ``nn.residual`` may run the blocks: it computes what their own
-        ``MaskedConv2d`` layers compute, so a model whose layers were swapped (the
-        reference twins of ``nn.reference``) runs its modules."""
-        layers = (m for block in self.blocks for m in block.children())
-        return self.residual and stack_usable(x) and all(type(m) is MaskedConv2d for m in layers)
+        ``MaskedConv2d`` layers compute without calling them, so a model whose layers were
+        swapped (the reference twins of ``nn.reference``) or carry hooks (pruning, for
+        one) runs its modules."""
+        if not (self.residual and stack_usable(x)):
+            return False
+        layers = [m for block in self.blocks for m in block.children()]
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (*self.blocks, *layers))
+        return not hooked and all(type(m) is MaskedConv2d for m in layers)
 
 
 @register_model

@@ -28,7 +28,8 @@ class RowLSTMModel(RecurrentPixelModel):
         )
 
     def body(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw=None) -> torch.Tensor:
-        if torch.jit.is_tracing() or not all(type(r) is RowLSTM for r in self.rnns):
+        twins = any(type(r) is not RowLSTM for r in self.rnns)
+        if torch.jit.is_tracing() or raw is not None or twins:
             return super().body(x, cond, raw=raw)  # export, and the reference twins
         # The whole stack in the rows' layout (H, C, B, W): the layers' gates and states
         # are then never copied between layouts, only the stream once in and once out.

@@ -1,9 +1,11 @@
 """Masked convolution (§3.4): ``conv2d(x, weight * mask)`` with a causal mask buffer.
 
-Speed, same outputs: a 1x1 convolution (residual, skip, output and PixelCNN 1x1 layers)
-runs as one batched matrix product with the bias add fused (``baddbmm``), faster on CPU
-than the generic convolution, backward included; a ``1 x k`` kernel (the Row LSTM's
-input-to-state) drops its columns right of the centre, which the mask always zeroes.
+Speed, same outputs: a 1x1 convolution (the output head's layers, and the residual and
+skip projections where a model runs its modules) runs as one batched matrix product with
+the bias add fused (``baddbmm``), faster on CPU than the generic convolution, backward
+included (``channels_first``: one product for maps stored channels first); a ``1 x k``
+kernel (the Row LSTM's input-to-state) drops its columns right of the centre, which the
+mask always zeroes.
 ``weight * mask`` is recomputed at every call, so an optimizer step can never leave a
 stale masked weight behind. A kernel taller than one row is completed with its zero rows
 below the centre at each call, so that the convolution pads inside the backend instead of

@@ -35,9 +35,18 @@ PER_BLOCK = 6
 
 def usable(x: torch.Tensor) -> bool:
     """Whether :func:`residual_stack` may replace the modules for input ``x``."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or compiling:
         return False
-    return not torch.is_autocast_enabled(x.device.type)
+    return not _autocast(x.device.type)
+
+
+def _autocast(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        on_cpu = device_type == "cpu"
+        return torch.is_autocast_cpu_enabled() if on_cpu else torch.is_autocast_enabled()
 
 
 def residual_stack(
@@ -67,8 +76,9 @@ def _forward(x, weights, conds, saved: list | None) -> torch.Tensor:
         y2 = F.conv2d(y1.view(b, -1, h, w), wk, bk, padding=_padding(wk))[:, :, :h]
         y2 = F.relu(y2 if not conds else y2 + conds[k]).view(b, -1, h * w)  # (B, h, HW)
         w3 = w3.expand(b, *w3.shape)
-        # The first block writes a new stream, so that the caller's ``x`` stays as it was.
-        stream = torch.baddbmm(stream, w3, y2) if k == 0 else stream.baddbmm_(w3, y2)
+        # The first block writes a new stream, so that the caller's ``x`` stays as it was;
+        # the others add into it (``out=``, which FLOP counters see, unlike ``baddbmm_``).
+        stream = torch.baddbmm(stream, w3, y2, out=None if k == 0 else stream)
         stream.add_(b3.view(1, -1, 1))
         if saved is not None:
             saved += [a, y1, y2]
@@ -77,7 +87,8 @@ def _forward(x, weights, conds, saved: list | None) -> torch.Tensor:
 
 def _block_backward(g, acts, ws, shape, cond):
     """One block's gradients: of its input's ReLU branch ``(B, 2h, HW)``, of its six
-    weights, and of its condition term (or None). ``g``: the stream's gradient."""
+    weights, and of its condition term (``cond``: the term's shape, or None). ``g``: the
+    stream's gradient."""
     b, _, h, w = shape
     a, y1, y2 = acts
     w1, _, wk, bk, w3, _ = ws
@@ -91,7 +102,7 @@ def _block_backward(g, acts, ws, shape, cond):
         torch.bmm(w3.t().expand(b, -1, -1), g).view(b, -1, h, w), y2.view(b, -1, h, w), 0,
         grad_input=gy2,
     )  # fmt: skip
-    d_cond = None if cond is None else gy2.sum_to_size(cond.shape)
+    d_cond = None if cond is None else gy2.sum_to_size(cond)
     gy1, d_wk, d_bk = _convolution_backward(
         gy2_map, y1.view(b, -1, h, w), wk, [bk.shape[0]], [1, 1], list(_padding(wk)), [1, 1],
         False, [0, 0], 1, [True, True, True],
@@ -109,16 +120,17 @@ class _ResidualStack(torch.autograd.Function):
         weights, conds = _split(tensors, n_conds)
         saved: list[torch.Tensor] = []
         out = _forward(x, weights, conds, saved)
-        ctx.save_for_backward(*saved, *tensors)
-        ctx.shape, ctx.n_conds, ctx.n_acts = x.shape, n_conds, len(saved)
+        # The condition terms' gradients need only their shapes, not the terms.
+        ctx.save_for_backward(*saved, *weights)
+        ctx.shape, ctx.n_acts = x.shape, len(saved)
+        ctx.cond_shapes = [c.shape for c in conds]
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         saved = ctx.saved_tensors
-        acts = saved[: ctx.n_acts]
-        weights, conds = _split(saved[ctx.n_acts :], ctx.n_conds)
+        acts, weights, conds = saved[: ctx.n_acts], saved[ctx.n_acts :], ctx.cond_shapes
         b, c, h, w = ctx.shape
         g = grad.reshape(b, c, h * w)
         d_weights: list = [None] * len(weights)
