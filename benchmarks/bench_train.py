@@ -25,9 +25,9 @@ to that configuration alone:
   counts its stored rows, not the zero rows below the centre that the fast path adds
   (elementwise work, softmax and the optimizer are not counted). The PixelCNN's residual
   blocks (``nn/residual.py``) run their k x k kernels on the stored rows themselves, with
-  kh // 2 extra output rows at the bottom, which count as executed. So the reference, which also computes the skew padding of
-  the Diagonal BiLSTM and the masked columns of the Row LSTM's input-to-state kernel,
-  counts more.
+  kh // 2 extra output rows at the bottom, which count as executed. The reference, which
+  also computes the skew padding of the Diagonal BiLSTM and the masked columns of the Row
+  LSTM's input-to-state kernel, counts more.
 
 ``mnist_eval_in_subprocess`` times ``pixelgen.evaluate`` over the 10,000 binarized MNIST
 test images. Run directly (``python benchmarks/bench_train.py --spec JSON``) this file
