@@ -199,13 +199,23 @@ def test_pixelcnn_residual_stack_equals_reference(kernel, size, monkeypatch):
     assert torch.equal(features.detach(), before)
 
 
-def test_pixelcnn_with_hooks_runs_its_modules():
-    """A hook on a block's layer (pruning reweights through one) must see its call."""
-    model = tiny_model("pixelcnn", channels=1, levels=2, hidden=4, layers=2)
+@pytest.mark.parametrize(
+    "name,hooked",
+    [
+        ("pixelcnn", lambda m: m.blocks[1].conv),
+        ("row_lstm", lambda m: m.rnns[1]),
+        ("diagonal_bilstm", lambda m: m.rnns[1]),
+        ("diagonal_bilstm", lambda m: m.skips[0]),
+    ],
+)
+def test_models_with_hooks_run_their_modules(name, hooked):
+    """A hook on a layer (pruning reweights through one) must see its call: the fast
+    bodies, which compute the layers without calling them, step aside."""
+    model = tiny_model(name, channels=1, levels=2, hidden=4, layers=2)
     x = torch.randint(0, 2, (2, 1, 4, 5))
     expected = ref.reference_model(model)(x)
     seen = []
-    model.blocks[1].conv.register_forward_hook(lambda *a: seen.append(1))
+    hooked(model).register_forward_hook(lambda *a: seen.append(1))
     assert (model(x) - expected).abs().max().item() < TOL
     assert seen == [1]
 

@@ -263,6 +263,13 @@ class RecurrentPixelModel(PixelModel):
         return out if self.skips is not None else x
 
 
+def may_bypass(modules, kind: type) -> bool:
+    """Whether a fast body may compute what ``modules`` compute without calling them: each
+    is exactly ``kind`` (not a reference twin of ``nn.reference`` or another subclass) and
+    carries no forward hooks (pruning, for one, reweights through a pre-hook)."""
+    return all(type(m) is kind and not (m._forward_hooks or m._forward_pre_hooks) for m in modules)
+
+
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")

@@ -18,7 +18,7 @@ import torch
 from ..nn.diagonal_lstm import DiagonalBiLSTM, from_pixels, to_pixels
 from ..nn.masked import MaskedConv2d
 from ..registry import register_model
-from .base import RecurrentPixelModel
+from .base import RecurrentPixelModel, may_bypass
 
 
 class DiagonalBiLSTMModel(RecurrentPixelModel):
@@ -47,7 +47,7 @@ class DiagonalBiLSTMModel(RecurrentPixelModel):
 
     def body(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw=None) -> torch.Tensor:
         if torch.jit.is_tracing() or not self._optimized():
-            return super().body(x, cond, raw=raw)  # export, and the reference twins
+            return super().body(x, cond, raw=raw)  # export, reference twins, hooks
         # The whole stack in the pixels' layout (C, H, W, B): the layers read and write it
         # without a copy, and each 1x1 projection is one product.
         raw = None if raw is None else to_pixels(raw)
@@ -60,11 +60,10 @@ class DiagonalBiLSTMModel(RecurrentPixelModel):
         return from_pixels(pixels)  # (B, 2h, H, W), a view
 
     def _optimized(self) -> bool:
-        """Whether every layer is the optimized one (not a reference twin)."""
+        """Whether the layers and the projections may run without being called
+        (``DiagonalBiLSTM.pixels``, ``MaskedConv2d.channels_first``)."""
         projections = [*self.res, *(self.skips or [])]
-        return all(type(r) is DiagonalBiLSTM for r in self.rnns) and all(
-            type(p) is MaskedConv2d for p in projections
-        )
+        return may_bypass(self.rnns, DiagonalBiLSTM) and may_bypass(projections, MaskedConv2d)
 
     def forward_scaled(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         raw = x if self.complete_context else None

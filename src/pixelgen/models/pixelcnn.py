@@ -13,7 +13,7 @@ from ..nn.masked import MaskedConv2d
 from ..nn.residual import residual_stack
 from ..nn.residual import usable as stack_usable
 from ..registry import register_model
-from .base import PixelModel
+from .base import PixelModel, may_bypass
 
 
 class ResidualBlock(nn.Module):
@@ -80,15 +80,12 @@ class PixelCNN(PixelModel):
         return x
 
     def _stackable(self, x: torch.Tensor) -> bool:
-        """Whether ``nn.residual`` may run the blocks: it computes what their own
-        ``MaskedConv2d`` layers compute without calling them, so a model whose layers were
-        swapped (the reference twins of ``nn.reference``) or carry hooks (pruning, for
-        one) runs its modules."""
+        """Whether ``nn.residual`` may run the blocks, which computes what the blocks and
+        their ``MaskedConv2d`` layers compute without calling them (:func:`may_bypass`)."""
         if not (self.residual and stack_usable(x)):
             return False
         layers = [m for block in self.blocks for m in block.children()]
-        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (*self.blocks, *layers))
-        return not hooked and all(type(m) is MaskedConv2d for m in layers)
+        return may_bypass(self.blocks, ResidualBlock) and may_bypass(layers, MaskedConv2d)
 
 
 @register_model

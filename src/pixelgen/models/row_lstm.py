@@ -7,7 +7,7 @@ import torch
 
 from ..nn.row_lstm import RowLSTM, to_rows
 from ..registry import register_model
-from .base import RecurrentPixelModel
+from .base import RecurrentPixelModel, may_bypass
 
 
 class RowLSTMModel(RecurrentPixelModel):
@@ -28,9 +28,9 @@ class RowLSTMModel(RecurrentPixelModel):
         )
 
     def body(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, raw=None) -> torch.Tensor:
-        twins = any(type(r) is not RowLSTM for r in self.rnns)
-        if torch.jit.is_tracing() or raw is not None or twins:
-            return super().body(x, cond, raw=raw)  # export, and the reference twins
+        # ``RowLSTM.rows`` runs the layers without calling them (the projections are called).
+        if torch.jit.is_tracing() or raw is not None or not may_bypass(self.rnns, RowLSTM):
+            return super().body(x, cond, raw=raw)  # export, reference twins, hooks
         # The whole stack in the rows' layout (H, C, B, W): the layers' gates and states
         # are then never copied between layouts, only the stream once in and once out.
         conds = [None if c is None else to_rows(c) for c in self.layer_conds(cond)]
